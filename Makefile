@@ -1,0 +1,60 @@
+# berth: build, test, demo and benchmark. Every target installs what it needs
+# (make deps: apt-get, only for what is missing). Tests, demo and bench need root.
+#
+#   make build        target/release/berth
+#   make test         berth's unit tests, the spec-tests and the bad-input corpus, against berth
+#   make test-runc    the spec-tests and the bad-input corpus against runc (RUNC=...)
+#   make demo         a busybox container (RUNTIME=/usr/sbin/runc to try another runtime)
+#   make bench        berth vs crun vs runc (BENCH_RUNS=30, BENCH_RUNTIMES="label=path ...")
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+BERTH := $(CURDIR)/target/release/berth
+RUNTIME ?= $(BERTH)
+RUNC ?= /usr/sbin/runc
+BENCH_RUNTIMES ?= berth=$(BERTH) crun=crun runc=runc
+
+.PHONY: all deps build test test-unit test-spec test-bad-input test-runc demo bench lint clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build:
+	$(CARGO) build --release
+
+# The bad-input corpus runs last, so the output ends with cargo test's summary lines.
+test: deps build
+	$(CARGO) test --release -p berth
+	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests -- --skip bad_input_corpus
+	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests --test bad_input -- --nocapture
+
+test-unit: build
+	$(CARGO) test --release -p berth
+
+test-spec: deps build
+	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests -- --skip bad_input_corpus
+
+test-bad-input: deps build
+	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests --test bad_input -- --nocapture
+
+test-runc: deps
+	RUNTIME=$(RUNC) $(CARGO) test --release -p spec-tests -- --skip bad_input_corpus
+	RUNTIME=$(RUNC) $(CARGO) test --release -p spec-tests --test bad_input -- --nocapture
+
+# berth is built only when it is the runtime used
+demo: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
+	bash scripts/demo.sh $(RUNTIME)
+
+bench: deps $(if $(findstring $(BERTH),$(BENCH_RUNTIMES)),build)
+	bash scripts/bench.sh $(BENCH_RUNTIMES)
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	rm -rf --one-file-system build
+	$(CARGO) clean

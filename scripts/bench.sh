@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# bench.sh [RUNTIME...] - berth's benchmark: berth, crun and runc on one busybox bundle.
+#
+# RUNTIME is "label=path" or a path (label = its basename); default, or $BENCH_RUNTIMES:
+#   berth=target/release/berth crun=crun runc=runc
+# A runtime that is not installed, or fails a functional check, is left out with a note.
+# Ratios compare the FIRST runtime with each of the others.
+#
+# Measures (hyperfine, medians; each runtime has its own --root in a temp dir):
+#   run+delete   "run" of /bin/true, then "delete -f"
+#   create       "create" alone   (prepare: the container is absent)
+#   start        "start" alone    (prepare: the container is created)
+#   delete       "delete" alone   (prepare: the container ran and stopped)
+# The runs of a measure are split into rounds; each round is one hyperfine call with
+# every runtime, and the order of the runtimes rotates from round to round, so drift in
+# the machine's load hits all of them alike.
+#
+# cgroups: crun 1.8.1 refuses a hybrid host whose cgroup2 (/sys/fs/cgroup/unified) has
+# controllers. When cgroup2 is mounted there and crun fails a probe "run", the whole
+# benchmark runs in a private mount namespace (unshare -m --propagation private) where
+# /sys/fs/cgroup/unified is unmounted, so every runtime sees the same plain cgroup v1
+# host. Nothing outside that namespace changes.
+#
+# Environment: BENCH_RUNS (runs per measure and runtime, default 30), BENCH_ROUNDS (3),
+# BENCH_WARMUP (3, per runtime in the first round), BENCH_CGROUP_VIEW (auto|host|legacy),
+# BENCH_OUT (raw results and table; default build/bench).
+# Needs root, hyperfine, python3, unshare, a static busybox (make deps installs them).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+SELF=$REPO/scripts/bench.sh
+RUNS=${BENCH_RUNS:-30}
+ROUNDS=${BENCH_ROUNDS:-3}
+WARMUP=${BENCH_WARMUP:-3}
+VIEW=${BENCH_CGROUP_VIEW:-auto}
+OUT=${BENCH_OUT:-$REPO/build/bench}
+RUN_TIMEOUT=10
+
+die() { echo "bench: $*" >&2; exit 1; }
+note() { echo "# $*" >&2; }
+
+[ "$(id -u)" = 0 ] || die "must run as root"
+for t in hyperfine python3 unshare timeout; do command -v $t >/dev/null || die "needs $t (make deps)"; done
+case $RUNS$ROUNDS$WARMUP in *[!0-9]*) die "BENCH_RUNS, BENCH_ROUNDS and BENCH_WARMUP must be numbers" ;; esac
+if [ "$RUNS" -lt 1 ] || [ "$ROUNDS" -lt 1 ]; then die "BENCH_RUNS and BENCH_ROUNDS must be at least 1"; fi
+[ "$ROUNDS" -le "$RUNS" ] || ROUNDS=$RUNS
+
+# ------------------------------------------------------------------ runtimes
+if [ $# -gt 0 ]; then SPECS=("$@")
+else
+  # shellcheck disable=SC2206  # word splitting is the point
+  SPECS=(${BENCH_RUNTIMES:-berth=$REPO/target/release/berth crun=crun runc=runc})
+fi
+LABELS=() BINS=()
+for s in "${SPECS[@]}"; do
+  label=${s%%=*} bin=${s#*=}
+  [ "$label" = "$s" ] && label=$(basename "$s")
+  if ! p=$(command -v "$bin"); then note "$label: $bin not found, left out"; continue; fi
+  case $p in /*) ;; *) p=$PWD/$p ;; esac
+  LABELS+=("$label"); BINS+=("$p")
+done
+[ ${#LABELS[@]} -ge 1 ] || die "no runtime to benchmark"
+
+# ------------------------------------------------------------------ work dir and bundle
+# The outer process owns the work dir; the inner one (in the private mount namespace)
+# gets it through BENCH_WORK and only cleans its containers.
+cleanup_containers() {
+  local i id
+  for i in "${!LABELS[@]}"; do
+    [ -d "$WORK/root-${LABELS[$i]}" ] || continue
+    for id in $("${BINS[$i]}" --root "$WORK/root-${LABELS[$i]}" list -q 2>/dev/null); do
+      "${BINS[$i]}" --root "$WORK/root-${LABELS[$i]}" delete -f "$id" >/dev/null 2>&1 || true
+    done
+  done
+}
+if [ -n "${BENCH_WORK:-}" ]; then
+  WORK=$BENCH_WORK
+  trap cleanup_containers EXIT
+  trap 'exit 130' INT TERM
+else
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench.XXXXXX")
+  trap 'cleanup_containers; rm -rf --one-file-system "$WORK"' EXIT
+  trap 'exit 130' INT TERM
+  bash "$REPO/scripts/mkbundle.sh" "$WORK/bundle/rootfs"
+  # runc's default spec ("runc spec") with no terminal and /bin/true: the same file for all
+  cat > "$WORK/bundle/config.json" <<'EOF'
+{
+  "ociVersion": "1.0.2-dev",
+  "process": {
+    "terminal": false,
+    "user": { "uid": 0, "gid": 0 },
+    "args": [ "/bin/true" ],
+    "env": [ "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm" ],
+    "cwd": "/",
+    "capabilities": {
+      "bounding": [ "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE" ],
+      "effective": [ "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE" ],
+      "permitted": [ "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE" ],
+      "ambient": [ "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE" ]
+    },
+    "rlimits": [ { "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 } ],
+    "noNewPrivileges": true
+  },
+  "root": { "path": "rootfs", "readonly": true },
+  "hostname": "runc",
+  "mounts": [
+    { "destination": "/proc", "type": "proc", "source": "proc" },
+    { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": [ "nosuid", "strictatime", "mode=755", "size=65536k" ] },
+    { "destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": [ "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5" ] },
+    { "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": [ "nosuid", "noexec", "nodev", "mode=1777", "size=65536k" ] },
+    { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": [ "nosuid", "noexec", "nodev" ] },
+    { "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": [ "nosuid", "noexec", "nodev", "ro" ] },
+    { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": [ "nosuid", "noexec", "nodev", "relatime", "ro" ] }
+  ],
+  "linux": {
+    "resources": { "devices": [ { "allow": false, "access": "rwm" } ] },
+    "namespaces": [ { "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" } ],
+    "maskedPaths": [ "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                     "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi" ],
+    "readonlyPaths": [ "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger" ]
+  }
+}
+EOF
+fi
+B=$WORK/bundle
+
+# ------------------------------------------------------------------ cgroup view
+cgroup2_at_unified() {
+  [ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" = tmpfs ] &&
+    [ "$(stat -fc %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ]
+}
+# a foreground "run" of /bin/true with a runtime (index $1) and a private root
+probe() {
+  local r=$WORK/probe-${LABELS[$1]} rc=0
+  timeout -s KILL "$RUN_TIMEOUT" "${BINS[$1]}" --root "$r" run --bundle "$B" "bench-probe-$$" \
+    </dev/null >"$WORK/probe-${LABELS[$1]}.log" 2>&1 || rc=$?
+  "${BINS[$1]}" --root "$r" delete -f "bench-probe-$$" >/dev/null 2>&1 || true
+  return $rc
+}
+if [ -z "${BENCH_WORK:-}" ]; then
+  if [ "$VIEW" = auto ]; then
+    VIEW=host
+    if cgroup2_at_unified; then
+      for i in "${!LABELS[@]}"; do
+        if [ "$(basename "${BINS[$i]}")" = crun ] && ! probe "$i"; then
+          note "crun fails on this hybrid host ($(tail -1 "$WORK/probe-${LABELS[$i]}.log")): hiding cgroup2"
+          VIEW=legacy
+        fi
+      done
+    fi
+  fi
+  case $VIEW in host|legacy) ;; *) die "BENCH_CGROUP_VIEW must be auto, host or legacy" ;; esac
+  if [ "$VIEW" = legacy ]; then
+    note "cgroup view: legacy (private mount namespace without /sys/fs/cgroup/unified)"
+    args=()
+    for i in "${!LABELS[@]}"; do args+=("${LABELS[$i]}=${BINS[$i]}"); done
+    rc=0
+    BENCH_WORK=$WORK BENCH_CGROUP_VIEW=legacy unshare -m --propagation private bash "$SELF" "${args[@]}" || rc=$?
+    exit $rc
+  fi
+else
+  # inside the private mount namespace
+  if mountpoint -q /sys/fs/cgroup/unified; then
+    umount /sys/fs/cgroup/unified 2>/dev/null || umount -l /sys/fs/cgroup/unified ||
+      die "cannot unmount /sys/fs/cgroup/unified in the private namespace"
+  fi
+fi
+
+# ------------------------------------------------------------------ helpers and check
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+rm -f "$OUT"/*.json "$OUT"/table.txt
+OK=()
+for i in "${!LABELS[@]}"; do
+  l=${LABELS[$i]} R="${BINS[$i]} --root $WORK/root-$l" h=$WORK/h/$l id=bench-$l
+  mkdir -p "$h"
+  cat > "$h/run_delete.sh" <<EOF
+rc=0
+timeout -s KILL $RUN_TIMEOUT $R run --bundle $B $id-r </dev/null >/dev/null 2>&1 || rc=\$?
+$R delete -f $id-r >/dev/null 2>&1
+exit \$rc
+EOF
+  cat > "$h/absent.sh" <<EOF
+$R delete -f $id-r >/dev/null 2>&1
+$R delete -f $id >/dev/null 2>&1
+exit 0
+EOF
+  cat > "$h/created.sh" <<EOF
+$R delete -f $id >/dev/null 2>&1
+$R create --bundle $B $id </dev/null >/dev/null 2>&1
+EOF
+  cat > "$h/stopped.sh" <<EOF
+$R delete -f $id >/dev/null 2>&1
+$R create --bundle $B $id </dev/null >/dev/null 2>&1 || exit 1
+$R start $id >/dev/null 2>&1 || exit 2
+n=0
+while [ \$n -lt 1000 ]; do
+  case \$($R state $id 2>/dev/null) in *'"stopped"'*) exit 0 ;; esac
+  n=\$((n+1))
+done
+exit 3
+EOF
+  # functional check: run, then create / start / (stopped) / delete
+  err=""
+  if ! probe "$i"; then err="run failed: $(tail -1 "$WORK/probe-$l.log")"
+  elif ! sh "$h/stopped.sh"; then err="create/start/state failed"
+  elif ! ${BINS[$i]} --root "$WORK/root-$l" delete "$id" >/dev/null 2>&1; then err="delete failed"
+  fi
+  sh "$h/absent.sh"
+  if [ -n "$err" ]; then note "${LABELS[$i]}: $err -- left out"; else OK+=("$i"); fi
+done
+[ ${#OK[@]} -ge 1 ] || die "no runtime passed the functional check"
+
+# ------------------------------------------------------------------ measuring
+# measure NAME VERB PREPARE: VERB is "run" (sh run_delete.sh) or a runtime verb
+measure() {
+  local name=$1 verb=$2 prep=$3 n=${#OK[@]} per r k i l w
+  per=$(( (RUNS + ROUNDS - 1) / ROUNDS ))
+  note "$name: ${n} runtimes x $ROUNDS rounds x $per runs"
+  for r in $(seq 0 $((ROUNDS - 1))); do
+    local -a a=()
+    w=0; [ "$r" = 0 ] && w=$WARMUP
+    for k in $(seq 0 $((n - 1))); do
+      i=${OK[$(( (k + r) % n ))]}; l=${LABELS[$i]}
+      a+=(--prepare "sh $WORK/h/$l/$prep.sh" -n "$l")
+      case $verb in
+        run) a+=("sh $WORK/h/$l/run_delete.sh") ;;
+        create) a+=("${BINS[$i]} --root $WORK/root-$l create --bundle $B bench-$l") ;;
+        *) a+=("${BINS[$i]} --root $WORK/root-$l $verb bench-$l") ;;
+      esac
+    done
+    hyperfine -N -i --style none --warmup "$w" --runs "$per" \
+      --export-json "$OUT/$name.$r.json" "${a[@]}" >>"$WORK/hyperfine.log" 2>&1 ||
+      { note "$name round $r: hyperfine failed:"; tail -5 "$WORK/hyperfine.log" >&2; }
+    for i in "${OK[@]}"; do sh "$WORK/h/${LABELS[$i]}/absent.sh"; done
+  done
+}
+measure run+delete run absent
+measure create create absent
+measure start start created
+measure delete delete stopped
+
+# ------------------------------------------------------------------ report
+labels=()
+for i in "${OK[@]}"; do labels+=("${LABELS[$i]}"); done
+{
+  echo "# berth benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ): $(uname -r), $(nproc) cpus, cgroup view $VIEW, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  for i in "${OK[@]}"; do echo "# ${LABELS[$i]} = ${BINS[$i]}"; done
+  echo "# $RUNS runs per measure and runtime in $ROUNDS interleaved rounds (+$WARMUP warmup), hyperfine -N; times are medians"
+  python3 - "$OUT" "${labels[@]}" <<'PY'
+import glob, json, os, statistics, sys
+out, labels = sys.argv[1], sys.argv[2:]
+measures = ["run+delete", "create", "start", "delete"]
+med, fails = {}, {}
+for m in measures:
+    for f in sorted(glob.glob(os.path.join(out, m + ".*.json"))):
+        for r in json.load(open(f))["results"]:
+            codes = r.get("exit_codes") or [0] * len(r["times"])
+            med.setdefault((m, r["command"]), []).extend(t for t, c in zip(r["times"], codes) if c == 0)
+            fails[(m, r["command"])] = fails.get((m, r["command"]), 0) + sum(1 for c in codes if c != 0)
+def ms(m, l):
+    t = med.get((m, l))
+    return statistics.median(t) * 1e3 if t else None
+base, others = labels[0], labels[1:]
+head = ["measure"] + ["%s ms" % l for l in labels] + ["%s/%s" % (base, o) for o in others]
+rows = []
+for m in measures:
+    row = [m]
+    for l in labels:
+        v = ms(m, l)
+        row.append("-" if v is None else "%.2f" % v)
+    for o in others:
+        a, b = ms(m, base), ms(m, o)
+        row.append("%.2f" % (a / b) if a and b else "-")
+    rows.append(row)
+w = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+print()
+for r in [head] + rows:
+    print("  ".join(c.rjust(w[i]) if i else c.ljust(w[i]) for i, c in enumerate(r)))
+bad = ["%s %s: %d" % (m, l, n) for (m, l), n in sorted(fails.items()) if n]
+if bad:
+    print("\nfailed runs (left out of the medians): " + ", ".join(bad))
+print()
+for m in measures:
+    times = ", ".join("%s %s" % (l, "-" if ms(m, l) is None else "%.1f ms" % ms(m, l)) for l in labels)
+    ratios = ", ".join("%s/%s %s" % (base, o, "%.2f" % (ms(m, base) / ms(m, o)) if ms(m, base) and ms(m, o) else "-")
+                       for o in others)
+    print("%s: %s%s" % (m, times, "; " + ratios if ratios else ""))
+PY
+} | tee "$OUT/table.txt"
+echo "# raw hyperfine results: $OUT" >&2

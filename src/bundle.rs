@@ -1,0 +1,332 @@
+//! Loads a bundle's config.json and checks it before anything is created, so that bad input
+//! fails with one line naming the field by its JSON path and leaves nothing behind.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+/// A spec that passed every check, with its paths made absolute.
+pub struct Bundle {
+    /// Absolute, canonical bundle directory.
+    pub dir: PathBuf,
+    /// Absolute, canonical root filesystem directory.
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+pub fn load(dir: &Path) -> Result<Bundle> {
+    let dir = std::fs::canonicalize(dir)
+        .map_err(|e| anyhow!("bundle {}: {}", dir.display(), errno_text(&e)))?;
+    if !dir.is_dir() {
+        bail!("bundle {}: not a directory", dir.display());
+    }
+    let cfg = dir.join("config.json");
+    let text = std::fs::read(&cfg)
+        .map_err(|e| anyhow!("bundle {}: config.json: {}", dir.display(), errno_text(&e)))?;
+    let spec = parse(&text).with_context(|| format!("bundle {}: config.json", dir.display()))?;
+    let rootfs =
+        check(&spec, &dir).with_context(|| format!("bundle {}: config.json", dir.display()))?;
+    Ok(Bundle { dir, rootfs, spec })
+}
+
+/// Parses config.json; a type error names the field by its JSON path
+/// (`linux.resources.memory.limit: invalid type: ...`).
+pub fn parse(text: &[u8]) -> Result<Spec> {
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            anyhow!("{inner}")
+        } else {
+            anyhow!("{path}: {inner}")
+        }
+    })
+}
+
+fn errno_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Whether the spec asks for a new namespace of `t` (no path).
+pub fn new_namespace(spec: &Spec, t: LinuxNamespaceType) -> bool {
+    namespaces(spec)
+        .iter()
+        .any(|n| n.typ() == t && n.path().is_none())
+}
+
+/// Whether the spec has a namespace of `t`, new or joined.
+pub fn has_namespace(spec: &Spec, t: LinuxNamespaceType) -> bool {
+    namespaces(spec).iter().any(|n| n.typ() == t)
+}
+
+fn namespaces(spec: &Spec) -> &[oci_spec::runtime::LinuxNamespace] {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_deref())
+        .unwrap_or(&[])
+}
+
+pub fn ns_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mount",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "network",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// The semantic checks; returns the absolute rootfs path.
+fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
+    if !spec.version().starts_with("1.") {
+        bail!(
+            "ociVersion: {:?} is not a runtime-spec 1.x version",
+            spec.version()
+        );
+    }
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| anyhow!("root: missing"))?;
+    if root.path().as_os_str().is_empty() {
+        bail!("root.path: missing");
+    }
+    let rootfs = dir.join(root.path());
+    let rootfs = std::fs::canonicalize(&rootfs)
+        .map_err(|e| anyhow!("root.path: {}: {}", rootfs.display(), errno_text(&e)))?;
+    if !rootfs.is_dir() {
+        bail!("root.path: {}: not a directory", rootfs.display());
+    }
+    if rootfs == Path::new("/") {
+        bail!("root.path: the host's / cannot be a container's root");
+    }
+
+    check_process(spec)?;
+    if spec.hooks().is_some() {
+        bail!("hooks: OCI hooks are not built into berth yet");
+    }
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| anyhow!("linux: missing"))?;
+
+    let mut seen = HashSet::new();
+    for (i, ns) in namespaces(spec).iter().enumerate() {
+        if !seen.insert(ns.typ()) {
+            bail!(
+                "linux.namespaces[{i}].type: duplicate {} namespace",
+                ns_name(ns.typ())
+            );
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                bail!("linux.namespaces[{i}].path: {:?} is not absolute", p);
+            }
+            if let Err(e) = std::fs::metadata(p) {
+                bail!(
+                    "linux.namespaces[{i}].path: {}: {}",
+                    p.display(),
+                    errno_text(&e)
+                );
+            }
+        }
+    }
+    if !has_namespace(spec, LinuxNamespaceType::Mount) {
+        bail!("linux.namespaces: berth needs a mount namespace (add {{\"type\": \"mount\"}})");
+    }
+    let new_user = new_namespace(spec, LinuxNamespaceType::User);
+    for (field, maps) in [
+        ("linux.uidMappings", linux.uid_mappings()),
+        ("linux.gidMappings", linux.gid_mappings()),
+    ] {
+        let maps = maps.as_deref().unwrap_or(&[]);
+        if !maps.is_empty() && !new_user {
+            bail!("{field}: id mappings need a new user namespace in linux.namespaces");
+        }
+        if new_user && maps.is_empty() {
+            bail!("{field}: a new user namespace needs id mappings");
+        }
+        for (i, m) in maps.iter().enumerate() {
+            if m.size() == 0 {
+                bail!("{field}[{i}].size: must be greater than 0");
+            }
+            if m.container_id().checked_add(m.size()).is_none()
+                || m.host_id().checked_add(m.size()).is_none()
+            {
+                bail!("{field}[{i}]: range overflows 32-bit ids");
+            }
+        }
+    }
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+        && !new_namespace(spec, LinuxNamespaceType::Uts)
+    {
+        bail!("hostname: setting the hostname needs a new uts namespace");
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
+        && !new_namespace(spec, LinuxNamespaceType::Uts)
+    {
+        bail!("domainname: setting the domainname needs a new uts namespace");
+    }
+    if let Some(offsets) = linux.time_offsets() {
+        if !offsets.is_empty() && !new_namespace(spec, LinuxNamespaceType::Time) {
+            bail!("linux.timeOffsets: time offsets need a new time namespace");
+        }
+        for k in offsets.keys() {
+            if k != "monotonic" && k != "boottime" {
+                bail!("linux.timeOffsets.{k}: unknown clock (expected monotonic or boottime)");
+            }
+        }
+    }
+    for (i, m) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
+        if !m.destination().is_absolute() {
+            bail!(
+                "mounts[{i}].destination: {:?} is not an absolute path",
+                m.destination()
+            );
+        }
+        crate::rootfs::check_mount(m).with_context(|| format!("mounts[{i}]"))?;
+    }
+    for (field, paths) in [
+        ("linux.maskedPaths", linux.masked_paths()),
+        ("linux.readonlyPaths", linux.readonly_paths()),
+    ] {
+        for (i, p) in paths.as_deref().unwrap_or(&[]).iter().enumerate() {
+            if !p.starts_with('/') {
+                bail!("{field}[{i}]: {p:?} is not an absolute path");
+            }
+        }
+    }
+    for (i, d) in linux.devices().as_deref().unwrap_or(&[]).iter().enumerate() {
+        if !d.path().starts_with("/dev/") {
+            bail!("linux.devices[{i}].path: {:?} must be under /dev", d.path());
+        }
+        if d.typ() == oci_spec::runtime::LinuxDeviceType::A {
+            bail!("linux.devices[{i}].type: \"a\" is not a device type (expected c, b, u or p)");
+        }
+    }
+    if let Some(p) = linux.rootfs_propagation() {
+        if !p.is_empty() {
+            crate::rootfs::propagation_flag(p)
+                .ok_or_else(|| anyhow!("linux.rootfsPropagation: unknown propagation {p:?}"))?;
+        }
+    }
+    if let Some(sysctl) = linux.sysctl() {
+        for k in sysctl.keys() {
+            crate::sysctl::check(
+                k,
+                new_namespace(spec, LinuxNamespaceType::Network),
+                new_namespace(spec, LinuxNamespaceType::Ipc),
+                new_namespace(spec, LinuxNamespaceType::Uts),
+            )
+            .with_context(|| format!("linux.sysctl.{k}"))?;
+        }
+    }
+    if linux.seccomp().is_some() {
+        bail!("linux.seccomp: seccomp is not built into berth yet");
+    }
+    if linux.intel_rdt().is_some() {
+        bail!("linux.intelRdt: Intel RDT is not built into berth yet");
+    }
+    if linux
+        .mount_label()
+        .as_deref()
+        .is_some_and(|l| !l.is_empty())
+    {
+        bail!("linux.mountLabel: SELinux labels are not built into berth yet");
+    }
+    if let Some(cg) = linux.cgroups_path() {
+        let s = cg.to_string_lossy();
+        if s.split('/').any(|c| c == "..") {
+            bail!("linux.cgroupsPath: {s:?} must not contain \"..\"");
+        }
+    }
+    Ok(rootfs)
+}
+
+fn check_process(spec: &Spec) -> Result<()> {
+    let p = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| anyhow!("process: missing (create needs a process to run)"))?;
+    match p.args().as_deref() {
+        Some([first, ..]) if !first.is_empty() => {}
+        _ => bail!("process.args: must name the program to run"),
+    }
+    if !p.cwd().is_absolute() {
+        bail!("process.cwd: {:?} is not an absolute path", p.cwd());
+    }
+    for (i, e) in p.env().as_deref().unwrap_or(&[]).iter().enumerate() {
+        if !e.contains('=') || e.starts_with('=') {
+            bail!("process.env[{i}]: {e:?} is not KEY=VALUE");
+        }
+    }
+    let mut seen = Vec::new();
+    for (i, r) in p.rlimits().as_deref().unwrap_or(&[]).iter().enumerate() {
+        if seen.contains(&r.typ()) {
+            bail!("process.rlimits[{i}].type: duplicate {:?}", r.typ());
+        }
+        seen.push(r.typ());
+        if r.soft() > r.hard() {
+            bail!(
+                "process.rlimits[{i}]: soft limit {} is above hard limit {}",
+                r.soft(),
+                r.hard()
+            );
+        }
+    }
+    if p.apparmor_profile()
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        bail!("process.apparmorProfile: AppArmor is not built into berth yet");
+    }
+    if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
+        bail!("process.selinuxLabel: SELinux is not built into berth yet");
+    }
+    if let Some(adj) = p.oom_score_adj() {
+        if !(-1000..=1000).contains(&adj) {
+            bail!("process.oomScoreAdj: {adj} is outside -1000..1000");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_error_names_json_path() {
+        let e = parse(br#"{"ociVersion":"1.0.0","linux":{"resources":{"memory":{"limit":"x"}}}}"#)
+            .unwrap_err();
+        let s = format!("{e:#}");
+        assert!(
+            s.starts_with("linux.resources.memory.limit: invalid type"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn array_index_in_path() {
+        let e = parse(
+            br#"{"ociVersion":"1.0.0","linux":{"namespaces":[{"type":"pid"},{"type":"bogus"}]}}"#,
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").starts_with("linux.namespaces[1].type: unknown variant"));
+    }
+
+    #[test]
+    fn malformed_json_is_one_line() {
+        let e = parse(b"{\"ociVersion\": ").unwrap_err();
+        assert!(!format!("{e:#}").contains('\n'));
+    }
+}

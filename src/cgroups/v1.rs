@@ -1,0 +1,107 @@
+//! cgroup v1 backend: one directory per mounted hierarchy, named ones (name=systemd)
+//! included, plus the cgroup2 hierarchy on a hybrid host.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::{add_pid, all_pids, errno, mkdir_levels, read_file, remove_all, write_file};
+use super::{Cgroup, Dir};
+
+pub struct V1 {
+    dirs: Vec<Dir>,
+}
+
+impl V1 {
+    pub(super) fn new(dirs: Vec<Dir>) -> V1 {
+        V1 { dirs }
+    }
+}
+
+fn has_controller(d: &Dir, name: &str) -> bool {
+    !d.v2 && d.key.split(',').any(|c| c == name)
+}
+
+/// Gives a cpuset cgroup its parent's cpus and mems when they are empty: the kernel starts
+/// new cpuset cgroups empty (unless the parent has clone_children) and refuses tasks with
+/// ENOSPC until both are set.
+pub(super) fn fill_cpuset(dir: &Path) -> Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    // Hierarchies mounted with `noprefix` drop the "cpuset." prefix.
+    let prefix = if dir.join("cpuset.cpus").exists() {
+        "cpuset."
+    } else {
+        ""
+    };
+    for name in ["cpus", "mems"] {
+        let file = format!("{prefix}{name}");
+        let read = |p: &Path| {
+            read_file(p)
+                .map_err(errno)
+                .with_context(|| format!("read {}", p.display()))
+        };
+        if !read(&dir.join(&file))?.trim().is_empty() {
+            continue;
+        }
+        let inherited = read(&parent.join(&file))?;
+        if !inherited.trim().is_empty() {
+            write_file(&dir.join(&file), inherited.trim())?;
+        }
+    }
+    Ok(())
+}
+
+impl Cgroup for V1 {
+    fn create(&self) -> Result<()> {
+        for d in &self.dirs {
+            let cpuset = has_controller(d, "cpuset");
+            mkdir_levels(d, |level| if cpuset { fill_cpuset(level) } else { Ok(()) })?;
+        }
+        Ok(())
+    }
+
+    fn add_task(&self, pid: i32) -> Result<()> {
+        for d in &self.dirs {
+            add_pid(d, pid)?;
+        }
+        Ok(())
+    }
+
+    fn pids(&self) -> Result<Vec<i32>> {
+        // Membership is the same in every hierarchy the container was placed in; these
+        // controllers are the ones least likely to have been left out of a placement.
+        let pick = ["pids", "freezer", "memory"]
+            .iter()
+            .find_map(|c| self.dirs.iter().find(|d| has_controller(d, c)))
+            .or_else(|| self.dirs.first());
+        match pick {
+            Some(d) => all_pids(&d.path()),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn destroy(&self) -> Result<()> {
+        remove_all(&self.dirs)
+    }
+
+    fn mount_sources(&self) -> Result<Vec<(String, PathBuf)>> {
+        self.dirs
+            .iter()
+            .map(|d| {
+                let name = if d.v2 {
+                    "unified".to_string()
+                } else {
+                    d.mountpoint
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .with_context(|| {
+                            format!("cgroup mount point {} has no name", d.mountpoint.display())
+                        })?
+                };
+                Ok((name, d.path()))
+            })
+            .collect()
+    }
+}

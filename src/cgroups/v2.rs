@@ -1,0 +1,44 @@
+//! cgroup v2 backend: one directory in the single unified tree.
+//!
+//! Placement only: `create` enables no controllers, so it works under a parent whose
+//! cgroup.subtree_control is empty, and the "no internal processes" rule never bites
+//! because the new cgroup delegates nothing to its children.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::{add_pid, all_pids, mkdir_levels, remove_all};
+use super::{Cgroup, Dir};
+
+pub struct V2 {
+    dir: Dir,
+}
+
+impl V2 {
+    pub(super) fn new(dir: Dir) -> V2 {
+        V2 { dir }
+    }
+}
+
+impl Cgroup for V2 {
+    fn create(&self) -> Result<()> {
+        mkdir_levels(&self.dir, |_| Ok(()))
+    }
+
+    fn add_task(&self, pid: i32) -> Result<()> {
+        add_pid(&self.dir, pid)
+    }
+
+    fn pids(&self) -> Result<Vec<i32>> {
+        all_pids(&self.dir.path())
+    }
+
+    fn destroy(&self) -> Result<()> {
+        remove_all(std::slice::from_ref(&self.dir))
+    }
+
+    fn mount_sources(&self) -> Result<Vec<(String, PathBuf)>> {
+        Ok(vec![(String::new(), self.dir.path())])
+    }
+}

@@ -1,0 +1,212 @@
+//! runc's command line: the same verbs, flags and exit codes, so engines can call berth as
+//! they call runc.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::container::{self, Store};
+
+mod list;
+mod state;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about = "An OCI runtime: runs containers from bundles, as runc does",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Root directory for the containers' state (a tmpfs is best).
+    #[arg(long, global = true, default_value = "/run/berth")]
+    pub root: PathBuf,
+    /// Write the log to this file instead of stderr.
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    pub log_format: String,
+    /// Log debug messages too.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use the systemd cgroup driver (not built yet: refused).
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto (only false and auto are built yet).
+    #[arg(long, global = true)]
+    pub rootless: Option<String>,
+    /// Path to criu (accepted for runc compatibility; checkpoint is not built yet).
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container: set it up and leave its process waiting for `start`.
+    Create(CreateArgs),
+    /// Start the user process of a created container.
+    Start(IdArg),
+    /// Print the container's state as JSON.
+    State(IdArg),
+    /// Send a signal to the container's init process (default SIGTERM).
+    Kill(KillArgs),
+    /// Delete a container and what it holds.
+    Delete(DeleteArgs),
+    /// Create and start a container, wait for it and delete it.
+    Run(RunArgs),
+    /// List containers.
+    List(ListArgs),
+    /// Write a default config.json.
+    Spec(SpecArgs),
+    /// Print the runtime-spec features berth supports, as JSON.
+    Features,
+}
+
+#[derive(Args, Debug)]
+pub struct IdArg {
+    pub id: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// The bundle directory (default: the current directory).
+    #[arg(long, short = 'b', default_value = ".")]
+    pub bundle: PathBuf,
+    /// A unix socket to send the pty master to, when the process has a terminal.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Write the init process's pid to this file.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Pass this many fds after stdio (3, 4, ...) to the container process.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Move the root with MS_MOVE and chroot instead of pivot_root.
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring.
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Return after start instead of waiting for the container.
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// Keep the container's state after it exits.
+    #[arg(long = "keep")]
+    pub keep: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal every process in the container, not only init.
+    #[arg(long, short = 'a')]
+    pub all: bool,
+    pub id: String,
+    /// A signal name (KILL, SIGKILL) or number; default SIGTERM.
+    pub signal: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// Kill the container if it still runs.
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// table or json.
+    #[arg(long, short = 'f', default_value = "table")]
+    pub format: String,
+    /// Print only the ids.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// Where to write config.json.
+    #[arg(long, short = 'b', default_value = ".")]
+    pub bundle: PathBuf,
+    /// A spec for a rootless container.
+    #[arg(id = "spec_rootless", long = "rootless")]
+    pub rootless: bool,
+}
+
+/// Runs a verb; returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    if cli.systemd_cgroup {
+        bail!("--systemd-cgroup: the systemd cgroup driver is not built into berth yet; use the default cgroupfs driver");
+    }
+    if let Some(r) = cli.rootless.as_deref() {
+        match r {
+            "false" | "auto" => {}
+            "true" => bail!("--rootless=true: rootless containers are not built into berth yet"),
+            other => bail!("--rootless: invalid value {other:?} (expected true, false or auto)"),
+        }
+    }
+    let store = Store::new(&cli.root);
+    match cli.command {
+        Command::Create(a) => {
+            container::create(&store, &a.id, &a.clone().into())?;
+            Ok(0)
+        }
+        Command::Start(a) => {
+            container::start(&store, &a.id)?;
+            Ok(0)
+        }
+        Command::State(a) => state::print(&store, &a.id),
+        Command::Kill(a) => {
+            let sig = container::parse_signal(a.signal.as_deref().unwrap_or("SIGTERM"))?;
+            container::kill(&store, &a.id, sig, a.all)?;
+            Ok(0)
+        }
+        Command::Delete(a) => {
+            container::delete(&store, &a.id, a.force)?;
+            Ok(0)
+        }
+        Command::Run(a) => container::run(
+            &store,
+            &a.create.id,
+            &a.create.clone().into(),
+            a.detach,
+            a.keep,
+        ),
+        Command::List(a) => list::print(&store, &a.format, a.quiet),
+        Command::Spec(a) => {
+            crate::default_spec::write_default_spec(&a.bundle, a.rootless)?;
+            Ok(0)
+        }
+        Command::Features => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::features::features())?
+            );
+            Ok(0)
+        }
+    }
+}
+
+impl From<CreateArgs> for container::CreateOptions {
+    fn from(a: CreateArgs) -> Self {
+        container::CreateOptions {
+            bundle: a.bundle,
+            console_socket: a.console_socket,
+            pid_file: a.pid_file,
+            preserve_fds: a.preserve_fds,
+            no_pivot: a.no_pivot,
+            no_new_keyring: a.no_new_keyring,
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! `berth state ID`: runc's state JSON.
+
+use anyhow::Result;
+
+use crate::container::Store;
+
+pub fn print(store: &Store, id: &str) -> Result<i32> {
+    let c = store.load(id)?;
+    let v = c.oci_state_json();
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(0)
+}

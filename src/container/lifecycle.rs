@@ -1,0 +1,295 @@
+//! create, start, kill, delete and run.
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
+
+use super::store::{make_exec_fifo, save, write_atomic, Store};
+use super::{Container, State, Status};
+use crate::{bundle, cgroups, launch, log};
+
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+}
+
+/// Undoes a create that failed midway: kills what it started, removes the cgroup and the
+/// state directory. Disarmed once create succeeds.
+struct Undo {
+    dir: Option<PathBuf>,
+    cgroup: Option<Box<dyn cgroups::Cgroup>>,
+    pid: Option<i32>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
+            if let Err(e) = cg.destroy() {
+                log::warn(&format!("undo create: remove cgroup: {e:#}"));
+            }
+        }
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<()> {
+    create_with(store, id, opts, None).map(drop)
+}
+
+/// Creates a container; `console` overrides --console-socket (for `run`, which proxies the
+/// terminal itself). Returns init's pid.
+fn create_with(
+    store: &Store,
+    id: &str,
+    opts: &CreateOptions,
+    console: Option<OwnedFd>,
+) -> Result<i32> {
+    super::check_id(id).with_context(|| format!("create {id}"))?;
+    let b = bundle::load(&opts.bundle).with_context(|| format!("create {id}"))?;
+    create_bundle(store, id, opts, console, &b).with_context(|| format!("create {id}"))
+}
+
+fn create_bundle(
+    store: &Store,
+    id: &str,
+    opts: &CreateOptions,
+    console: Option<OwnedFd>,
+    b: &bundle::Bundle,
+) -> Result<i32> {
+    let spec = &b.spec;
+    let linux = spec.linux().as_ref().expect("checked by bundle");
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let console = match (console, &opts.console_socket, terminal) {
+        (Some(c), _, _) => Some(c),
+        (None, Some(path), true) => Some(
+            crate::tty::connect_console_socket(path)
+                .with_context(|| format!("--console-socket {}", path.display()))?,
+        ),
+        (None, None, true) => {
+            bail!("process.terminal: a container with a terminal needs --console-socket")
+        }
+        (None, Some(path), false) => {
+            log::warn(&format!(
+                "--console-socket {} ignored: process.terminal is false",
+                path.display()
+            ));
+            None
+        }
+        (None, None, false) => None,
+    };
+    if linux.resources().as_ref().is_some_and(has_limits) {
+        log::warn("linux.resources: berth places the container in its cgroup but does not apply resource limits yet");
+    }
+    let cgroup_path = cgroups::resolve_path(
+        linux
+            .cgroups_path()
+            .as_ref()
+            .map(|p| p.to_string_lossy())
+            .as_deref(),
+        id,
+    )?;
+    let cgroup_v2 = cgroups::detect()? == cgroups::Mode::Unified;
+    let cg = cgroups::open(&cgroup_path)?;
+
+    let dir = store.create_dir(id)?;
+    let mut undo = Undo {
+        dir: Some(dir.clone()),
+        cgroup: None,
+        pid: None,
+    };
+    // No flock here: init would inherit it across the fork and hold it until `start`. The
+    // mkdir above already makes the id ours.
+    let mut c = Container {
+        state: State {
+            id: id.to_string(),
+            pid: 0,
+            start_time: 0,
+            bundle: b.dir.clone(),
+            rootfs: b.rootfs.clone(),
+            created: log::rfc3339_now(),
+            owner: String::new(),
+            oci_version: spec.version().clone(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            cgroup_path,
+        },
+        dir: dir.clone(),
+    };
+    save(&c)?;
+    let fifo = make_exec_fifo(&c.exec_fifo())?;
+    cg.create()
+        .with_context(|| format!("create cgroup {}", c.state.cgroup_path))?;
+    let cgroup_sources = cg.mount_sources()?;
+    undo.cgroup = Some(cg);
+
+    let pid = launch::launch(launch::Launch {
+        id,
+        bundle: b,
+        exec_fifo: fifo,
+        console,
+        preserve_fds: opts.preserve_fds,
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        cgroup: undo.cgroup.as_deref().expect("set above"),
+        cgroup_v2,
+        cgroup_sources,
+    })?;
+    undo.pid = Some(pid);
+    c.state.pid = pid;
+    c.state.start_time = crate::sys::process_start_time(pid)
+        .ok_or_else(|| anyhow!("container init (pid {pid}) exited during create"))?;
+    save(&c)?;
+    if let Some(pf) = &opts.pid_file {
+        write_atomic(pf, pid.to_string().as_bytes())
+            .with_context(|| format!("--pid-file {}", pf.display()))?;
+    }
+    undo.dir = None;
+    undo.cgroup = None;
+    undo.pid = None;
+    Ok(pid)
+}
+
+fn has_limits(r: &oci_spec::runtime::LinuxResources) -> bool {
+    r.memory().is_some()
+        || r.cpu().is_some()
+        || r.pids().is_some()
+        || r.block_io().is_some()
+        || r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
+        || r.network().is_some()
+        || r.rdma().is_some()
+        || r.unified().as_ref().is_some_and(|u| !u.is_empty())
+}
+
+pub fn start(store: &Store, id: &str) -> Result<()> {
+    let c = store.load(id).with_context(|| format!("start {id}"))?;
+    let _lock = store.lock(&c.dir)?;
+    match c.status() {
+        Status::Created => {}
+        Status::Running => bail!("start {id}: the container is already running"),
+        Status::Stopped => bail!("start {id}: the container has stopped"),
+        Status::Creating => bail!("start {id}: the container is still being created"),
+    }
+    let fifo = c.exec_fifo();
+    // O_NONBLOCK: with no reader left (init died) open fails with ENXIO instead of hanging.
+    let fd = crate::sys::open(&fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK, Mode::empty())
+        .map_err(|e| anyhow!("start {id}: the container's init is not waiting ({e})"))?;
+    std::fs::File::from(fd)
+        .write_all(b"0")
+        .with_context(|| format!("start {id}: write exec fifo"))?;
+    std::fs::remove_file(&fifo).with_context(|| format!("start {id}: remove exec fifo"))?;
+    Ok(())
+}
+
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| anyhow!("invalid signal number {n}"));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<Signal>()
+        .map_err(|_| anyhow!("unknown signal {s:?}"))
+}
+
+pub fn kill(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
+    let c = store.load(id).with_context(|| format!("kill {id}"))?;
+    if !c.status().has_process() {
+        bail!(
+            "kill {id}: the container is not running ({})",
+            c.status().as_str()
+        );
+    }
+    c.signal(sig, all).with_context(|| format!("kill {id}"))
+}
+
+pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
+    let c = store.load(id).with_context(|| format!("delete {id}"))?;
+    let _lock = store.lock(&c.dir)?;
+    match c.status() {
+        Status::Stopped => {}
+        // A created container never ran the user's program: deleting it is what undoes create.
+        Status::Created => c.kill_and_wait().with_context(|| format!("delete {id}"))?,
+        s if force => {
+            let _ = s;
+            c.kill_and_wait().with_context(|| format!("delete {id}"))?
+        }
+        s => bail!(
+            "delete {id}: the container is {}: stop it first or use --force",
+            s.as_str()
+        ),
+    }
+    c.destroy().with_context(|| format!("delete {id}"))
+}
+
+/// create + start; in the foreground also wait for the container, proxy its terminal, delete
+/// it and return its exit code.
+pub fn run(store: &Store, id: &str, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
+    let b_terminal = std::fs::read(opts.bundle.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["process"]["terminal"].as_bool())
+        .unwrap_or(false);
+    let mut ours = None;
+    let mut console = None;
+    if b_terminal && opts.console_socket.is_none() {
+        if detach {
+            bail!("run {id}: a detached container with a terminal needs --console-socket");
+        }
+        let (a, b) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| anyhow!("run {id}: socketpair: {e}"))?;
+        ours = Some(a);
+        console = Some(b);
+    }
+    if !detach {
+        // Init's parent (the setup process) exits at once: become the reaper that inherits it.
+        nix::sys::prctl::set_child_subreaper(true).context("set child subreaper")?;
+    }
+    let pid = create_with(store, id, opts, console)?;
+    if let Err(e) = start(store, id) {
+        let _ = delete(store, id, true);
+        return Err(e);
+    }
+    if detach {
+        return Ok(0);
+    }
+    let master = match ours {
+        Some(s) => Some(
+            crate::tty::recv_pty_master(std::os::fd::AsFd::as_fd(&s))
+                .with_context(|| format!("run {id}: receive the pty master"))?,
+        ),
+        None => None,
+    };
+    let code = crate::tty::foreground_wait(nix::unistd::Pid::from_raw(pid), master)
+        .with_context(|| format!("run {id}"));
+    if !keep {
+        delete(store, id, true)?;
+    }
+    code
+}

@@ -1,0 +1,169 @@
+//! Containers: the state store under `--root` (one locked directory per id) and the lifecycle
+//! verbs. berth does not stay around to watch a container: its status is read from the kernel
+//! each time (the init pid and its start time, and whether the exec fifo still exists).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+
+mod lifecycle;
+mod store;
+
+pub use lifecycle::{create, delete, kill, parse_signal, run, start, CreateOptions};
+pub use store::Store;
+
+/// What berth keeps of a container between calls, in ROOT/ID/state.json.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct State {
+    pub id: String,
+    /// 0 while the container is being created.
+    pub pid: i32,
+    /// The init process's start time, to tell it from a later process with the same pid.
+    pub start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    pub oci_version: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    pub cgroup_path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+        }
+    }
+
+    /// Whether the init process exists.
+    pub fn has_process(self) -> bool {
+        matches!(self, Status::Created | Status::Running)
+    }
+}
+
+pub struct Container {
+    pub state: State,
+    pub dir: PathBuf,
+}
+
+impl Container {
+    pub fn exec_fifo(&self) -> PathBuf {
+        crate::launch::exec_fifo_path(&self.dir)
+    }
+
+    pub fn status(&self) -> Status {
+        if self.state.pid == 0 {
+            return Status::Creating;
+        }
+        match crate::sys::process_start_time(self.state.pid) {
+            Some(t) if t == self.state.start_time => {
+                if self.exec_fifo().exists() {
+                    Status::Created
+                } else {
+                    Status::Running
+                }
+            }
+            _ => Status::Stopped,
+        }
+    }
+
+    /// The runtime-spec state (runtime.md "State"), as runc prints it.
+    pub fn oci_state_json(&self) -> serde_json::Value {
+        let status = self.status();
+        let mut v = serde_json::json!({
+            "ociVersion": self.state.oci_version,
+            "id": self.state.id,
+            "pid": if status.has_process() { self.state.pid } else { 0 },
+            "status": status.as_str(),
+            "bundle": self.state.bundle,
+            "rootfs": self.state.rootfs,
+            "created": self.state.created,
+            "owner": "",
+        });
+        if !self.state.annotations.is_empty() {
+            v["annotations"] = serde_json::json!(self.state.annotations);
+        }
+        v
+    }
+
+    pub fn cgroup(&self) -> Result<Box<dyn crate::cgroups::Cgroup>> {
+        crate::cgroups::open(&self.state.cgroup_path)
+    }
+
+    /// Sends `sig` to init, or with `all` to every process in the container's cgroup.
+    pub fn signal(&self, sig: Signal, all: bool) -> Result<()> {
+        if all {
+            let cg = self.cgroup()?;
+            crate::cgroups::signal_all(cg.as_ref(), sig)
+        } else {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.state.pid), sig)
+                .map_err(|e| anyhow!("signal {sig} to pid {}: {e}", self.state.pid))
+        }
+    }
+
+    /// Kills everything in the container and waits (up to 10 s) until init is gone.
+    pub fn kill_and_wait(&self) -> Result<()> {
+        if let Ok(cg) = self.cgroup() {
+            let _ = crate::cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
+        }
+        if self.state.pid > 0 && self.status().has_process() {
+            let _ = self.signal(Signal::SIGKILL, false);
+        }
+        let mut delay = std::time::Duration::from_micros(200);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.state.pid > 0 && self.status().has_process() {
+            if std::time::Instant::now() > deadline {
+                bail!("pid {} did not exit after SIGKILL", self.state.pid);
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(std::time::Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Removes the cgroup and the state directory.
+    pub fn destroy(&self) -> Result<()> {
+        self.cgroup()?
+            .destroy()
+            .with_context(|| format!("remove cgroup {}", self.state.cgroup_path))?;
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(anyhow!("remove {}: {e}", self.dir.display())),
+        }
+    }
+}
+
+/// runc's rule for ids: letters, digits, `_+-.`, and not `.` or `..`.
+pub fn check_id(id: &str) -> Result<()> {
+    if id.is_empty()
+        || id == "."
+        || id == ".."
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c))
+    {
+        bail!("invalid container id {id:?}: use letters, digits and _ + - . only");
+    }
+    Ok(())
+}
+
+pub fn state_dir(root: &Path, id: &str) -> PathBuf {
+    root.join(id)
+}

@@ -1,0 +1,51 @@
+//! Messages between the runtime and the processes it forks, over SOCK_SEQPACKET socketpairs
+//! (one message per send, no framing needed).
+
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+use anyhow::{anyhow, bail, Result};
+use nix::sys::socket::{socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+
+pub fn pair() -> Result<(OwnedFd, OwnedFd)> {
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| anyhow!("socketpair: {e}"))
+}
+
+pub fn send(fd: BorrowedFd, msg: &str) -> Result<()> {
+    loop {
+        match nix::sys::socket::send(fd.as_raw_fd(), msg.as_bytes(), MsgFlags::MSG_NOSIGNAL) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return r.map(drop).map_err(|e| anyhow!("sync send: {e}")),
+        }
+    }
+}
+
+/// The next message; None when the other side closed (exited).
+pub fn recv(fd: BorrowedFd) -> Result<Option<String>> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match nix::sys::socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => bail!("sync recv: {e}"),
+            Ok(0) => return Ok(None),
+            Ok(n) => return Ok(Some(String::from_utf8_lossy(&buf[..n]).into_owned())),
+        }
+    }
+}
+
+/// Waits for `want`; an "error:" message or EOF becomes the error.
+pub fn expect(fd: BorrowedFd, want: &str, who: &str) -> Result<()> {
+    match recv(fd)? {
+        Some(m) if m == want => Ok(()),
+        Some(m) => match m.strip_prefix("error:") {
+            Some(e) => bail!("{e}"),
+            None => bail!("{who}: unexpected message {m:?} (wanted {want:?})"),
+        },
+        None => bail!("{who} exited during setup"),
+    }
+}

@@ -1,0 +1,163 @@
+//! Namespaces: which to create, which to join by path, and the id maps and time offsets that
+//! must be written between creating a namespace and starting the first process in it.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use anyhow::{Context, Result};
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+
+use crate::bundle::ns_name;
+
+pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        // nix 0.29 has no CLONE_NEWTIME; the kernel value is 0x80.
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(0x80),
+    }
+}
+
+/// The namespace work of one container, prepared in the runtime before it forks.
+pub struct Plan {
+    /// Namespaces to join: fds opened before the fork, non-user ones first, user last, so the
+    /// joins happen while the process still has the host's privileges.
+    joins: Vec<(LinuxNamespaceType, OwnedFd)>,
+    /// Namespaces to create, except user.
+    pub new_flags: CloneFlags,
+    pub new_user: bool,
+    pub uid_mappings: Vec<LinuxIdMapping>,
+    pub gid_mappings: Vec<LinuxIdMapping>,
+    /// (clock id as /proc/PID/timens_offsets names it, secs, nanosecs)
+    pub time_offsets: Vec<(&'static str, i64, u32)>,
+}
+
+impl Plan {
+    pub fn new(spec: &Spec) -> Result<Plan> {
+        let mut joins = Vec::new();
+        let mut new_flags = CloneFlags::empty();
+        let mut new_user = false;
+        let linux = spec.linux().as_ref();
+        for (i, ns) in linux
+            .and_then(|l| l.namespaces().as_deref())
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            match ns.path() {
+                Some(p) => {
+                    let fd = crate::sys::open(p, OFlag::O_RDONLY, nix::sys::stat::Mode::empty())
+                        .with_context(|| {
+                            format!("linux.namespaces[{i}].path: open {}", p.display())
+                        })?;
+                    joins.push((ns.typ(), fd));
+                }
+                None if ns.typ() == LinuxNamespaceType::User => new_user = true,
+                None => new_flags |= clone_flag(ns.typ()),
+            }
+        }
+        joins.sort_by_key(|(t, _)| *t == LinuxNamespaceType::User);
+        let mut time_offsets = Vec::new();
+        if let Some(offs) = linux.and_then(|l| l.time_offsets().as_ref()) {
+            for (clock, o) in offs {
+                let name = if clock == "boottime" {
+                    "boottime"
+                } else {
+                    "monotonic"
+                };
+                time_offsets.push((name, o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0)));
+            }
+        }
+        Ok(Plan {
+            joins,
+            new_flags,
+            new_user,
+            uid_mappings: linux
+                .and_then(|l| l.uid_mappings().clone())
+                .unwrap_or_default(),
+            gid_mappings: linux
+                .and_then(|l| l.gid_mappings().clone())
+                .unwrap_or_default(),
+            time_offsets,
+        })
+    }
+
+    /// setns into every namespace given by path.
+    pub fn join(&self) -> Result<()> {
+        for (t, fd) in &self.joins {
+            nix::sched::setns(fd.as_fd(), clone_flag(*t))
+                .with_context(|| format!("join the {} namespace", ns_name(*t)))?;
+        }
+        Ok(())
+    }
+
+    /// Creates the new namespaces other than user. A new pid namespace takes effect for the
+    /// caller's next child; a new time namespace too, after its offsets are written.
+    pub fn unshare_rest(&self) -> Result<()> {
+        if self.new_flags.is_empty() {
+            return Ok(());
+        }
+        nix::sched::unshare(self.new_flags).context("unshare namespaces")?;
+        if !self.time_offsets.is_empty() {
+            let mut s = String::new();
+            for (clock, secs, nanos) in &self.time_offsets {
+                s.push_str(&format!("{clock} {secs} {nanos}\n"));
+            }
+            std::fs::write("/proc/self/timens_offsets", s).context("write timens_offsets")?;
+        }
+        Ok(())
+    }
+
+    /// Writes uid_map, setgroups and gid_map of `pid`'s new user namespace (from the parent,
+    /// which is privileged in the namespace's parent).
+    pub fn write_id_maps(&self, pid: i32) -> Result<()> {
+        std::fs::write(format!("/proc/{pid}/uid_map"), map_text(&self.uid_mappings))
+            .context("write uid_map")?;
+        std::fs::write(format!("/proc/{pid}/gid_map"), map_text(&self.gid_mappings))
+            .context("write gid_map")?;
+        Ok(())
+    }
+
+    /// Whether container uid/gid 0 exist in the new user namespace.
+    pub fn root_mapped(&self) -> bool {
+        let has0 = |m: &[LinuxIdMapping]| m.iter().any(|m| m.container_id() == 0);
+        has0(&self.uid_mappings) && has0(&self.gid_mappings)
+    }
+}
+
+fn map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_text_is_kernel_format() {
+        let m: Vec<LinuxIdMapping> =
+            serde_json::from_str(r#"[{"containerID":0,"hostID":100000,"size":65536},{"containerID":65536,"hostID":5,"size":1}]"#)
+                .unwrap();
+        assert_eq!(map_text(&m), "0 100000 65536\n65536 5 1\n");
+    }
+
+    #[test]
+    fn plan_splits_new_and_joined() {
+        let spec: Spec = serde_json::from_str(
+            r#"{"ociVersion":"1.0.0","linux":{"namespaces":[{"type":"pid"},{"type":"user"},{"type":"network","path":"/proc/self/ns/net"}]}}"#,
+        )
+        .unwrap();
+        let p = Plan::new(&spec).unwrap();
+        assert!(p.new_user);
+        assert_eq!(p.new_flags, CloneFlags::CLONE_NEWPID);
+        assert_eq!(p.joins.len(), 1);
+    }
+}

@@ -1,0 +1,227 @@
+//! The container process's own attributes: rlimits, user and groups, capabilities,
+//! no_new_privs, umask, environment, and the lookup of the program to exec.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use caps::{CapSet, CapsHashSet};
+use nix::sys::resource::{setrlimit, Resource};
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{LinuxCapabilities, PosixRlimit, PosixRlimitType, Process};
+
+fn resource(t: PosixRlimitType) -> Resource {
+    use PosixRlimitType::*;
+    match t {
+        RlimitCpu => Resource::RLIMIT_CPU,
+        RlimitFsize => Resource::RLIMIT_FSIZE,
+        RlimitData => Resource::RLIMIT_DATA,
+        RlimitStack => Resource::RLIMIT_STACK,
+        RlimitCore => Resource::RLIMIT_CORE,
+        RlimitRss => Resource::RLIMIT_RSS,
+        RlimitNproc => Resource::RLIMIT_NPROC,
+        RlimitNofile => Resource::RLIMIT_NOFILE,
+        RlimitMemlock => Resource::RLIMIT_MEMLOCK,
+        RlimitAs => Resource::RLIMIT_AS,
+        RlimitLocks => Resource::RLIMIT_LOCKS,
+        RlimitSigpending => Resource::RLIMIT_SIGPENDING,
+        RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
+        RlimitNice => Resource::RLIMIT_NICE,
+        RlimitRtprio => Resource::RLIMIT_RTPRIO,
+        RlimitRttime => Resource::RLIMIT_RTTIME,
+    }
+}
+
+pub fn apply_rlimits(rlimits: &[PosixRlimit]) -> Result<()> {
+    for (i, r) in rlimits.iter().enumerate() {
+        setrlimit(resource(r.typ()), r.soft(), r.hard()).map_err(|e| {
+            let why = if e == nix::errno::Errno::EPERM {
+                " (raising a hard limit needs CAP_SYS_RESOURCE)"
+            } else {
+                ""
+            };
+            anyhow!(
+                "process.rlimits[{i}]: set {:?} to soft {} hard {}: {e}{why}",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn to_caps(set: &Option<oci_spec::runtime::Capabilities>) -> CapsHashSet {
+    let mut out = CapsHashSet::new();
+    let norm = |s: &str| {
+        s.trim_start_matches("CAP_")
+            .replace('_', "")
+            .to_ascii_uppercase()
+    };
+    for c in set.iter().flatten() {
+        let want = norm(&c.to_string());
+        if let Some(k) = caps::all()
+            .into_iter()
+            .find(|k| norm(&k.to_string()) == want)
+        {
+            out.insert(k);
+        }
+    }
+    out
+}
+
+/// Drops the bounding set while still privileged (it needs CAP_SETPCAP).
+pub fn drop_bounding(c: Option<&LinuxCapabilities>) -> Result<()> {
+    let keep = c.map(|c| to_caps(c.bounding())).unwrap_or_default();
+    for cap in caps::all() {
+        if !keep.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(|e| anyhow!("process.capabilities.bounding: drop {cap}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Switches to the process's user and groups, keeping the capabilities through the switch
+/// so that the configured sets can then be set exactly.
+pub fn set_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
+    let u = p.user();
+    nix::sys::prctl::set_keepcaps(true).context("set keepcaps")?;
+    if setgroups_allowed {
+        let groups: Vec<Gid> = u
+            .additional_gids()
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
+        nix::unistd::setgroups(&groups).context("process.user.additionalGids: setgroups")?;
+    } else if u.additional_gids().as_ref().is_some_and(|g| !g.is_empty()) {
+        bail!("process.user.additionalGids: setgroups is denied in this user namespace");
+    }
+    let gid = Gid::from_raw(u.gid());
+    nix::unistd::setresgid(gid, gid, gid)
+        .map_err(|e| anyhow!("process.user.gid: setresgid {}: {e}", u.gid()))?;
+    let uid = Uid::from_raw(u.uid());
+    nix::unistd::setresuid(uid, uid, uid)
+        .map_err(|e| anyhow!("process.user.uid: setresuid {}: {e}", u.uid()))?;
+    nix::sys::prctl::set_keepcaps(false).context("clear keepcaps")?;
+    Ok(())
+}
+
+/// Sets inheritable, permitted, effective and ambient exactly as configured.
+pub fn set_capabilities(c: Option<&LinuxCapabilities>) -> Result<()> {
+    let (inh, prm, eff, amb) = match c {
+        Some(c) => (
+            to_caps(c.inheritable()),
+            to_caps(c.permitted()),
+            to_caps(c.effective()),
+            to_caps(c.ambient()),
+        ),
+        None => Default::default(),
+    };
+    let mask = |s: &CapsHashSet| s.iter().fold(0u64, |m, c| m | c.bitmask());
+    crate::sys::capset(mask(&eff), mask(&prm), mask(&inh)).map_err(|e| {
+        anyhow!("process.capabilities: capset: {e} (effective must be within permitted, inheritable within bounding)")
+    })?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| anyhow!("clear ambient: {e}"))?;
+    for cap in amb {
+        // The kernel refuses an ambient cap that is not also inheritable; runc drops those
+        // silently (its default spec asks for such ones), so a config written for runc works.
+        if let Err(e) = caps::raise(None, CapSet::Ambient, cap) {
+            crate::log::debug(&format!(
+                "process.capabilities.ambient: {cap} not raised ({e}): it must be permitted and inheritable"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The environment, with HOME from the container's /etc/passwd when the config has none (runc
+/// does the same).
+pub fn environment(p: &Process) -> Vec<String> {
+    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let home = home_of(p.user().uid()).unwrap_or_else(|| "/".into());
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+fn home_of(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd_home(&passwd, uid)
+}
+
+fn passwd_home(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid) && !f[5].is_empty())
+            .then(|| f[5].to_string())
+    })
+}
+
+/// Finds the program as execve will: a path as given, otherwise through the container's PATH.
+/// Done before `create` returns so a missing binary fails create, as with runc.
+pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
+    let executable = |p: &Path| {
+        nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
+            && std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false)
+    };
+    if arg0.contains('/') {
+        let p = PathBuf::from(arg0);
+        if executable(&p) {
+            return Ok(p);
+        }
+        bail!("process.args[0]: {arg0:?}: no such executable file in the container");
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let p = Path::new(dir).join(arg0);
+        if executable(&p) {
+            return Ok(p);
+        }
+    }
+    bail!("process.args[0]: {arg0:?}: executable file not found in $PATH")
+}
+
+pub fn cstrings(v: &[String]) -> Result<Vec<CString>> {
+    v.iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| anyhow!("{s:?} contains a NUL byte")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_from_passwd() {
+        let pw = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/nonexistent:/bin/false\n";
+        assert_eq!(passwd_home(pw, 0).as_deref(), Some("/root"));
+        assert_eq!(passwd_home(pw, 65534).as_deref(), Some("/nonexistent"));
+        assert_eq!(passwd_home(pw, 7), None);
+    }
+
+    #[test]
+    fn caps_names_map() {
+        let set: oci_spec::runtime::Capabilities = serde_json::from_str(
+            r#"["CAP_SYS_ADMIN","CAP_DAC_READ_SEARCH","CAP_PERFMON","CAP_BPF","CAP_CHECKPOINT_RESTORE"]"#,
+        )
+        .unwrap();
+        let c = to_caps(&Some(set));
+        assert_eq!(c.len(), 5);
+        assert!(c.contains(&caps::Capability::CAP_PERFMON));
+    }
+
+    #[test]
+    fn finds_sh_in_path() {
+        let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
+        assert!(find_executable("sh", &env).unwrap().ends_with("sh"));
+        assert!(find_executable("no-such-program-x", &env).is_err());
+    }
+}

@@ -1,0 +1,249 @@
+//! The container's root filesystem, built in its new mount namespace: propagation, the
+//! `mounts` entries, /dev, masked and read-only paths, then pivot_root (or MS_MOVE+chroot).
+//!
+//! Every destination is resolved inside the rootfs by the kernel and mounted through its fd,
+//! never through a path string a container could redirect with a symlink.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{Mode, SFlag};
+use oci_spec::runtime::Spec;
+
+pub mod devices;
+mod mount;
+mod resolve;
+
+pub use mount::{check_mount, propagation_flag};
+pub use resolve::{create_in_root, open_in_root};
+
+use crate::sys::fd_path;
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+pub fn is_procfs(fd: BorrowedFd) -> bool {
+    nix::sys::statfs::fstatfs(fd)
+        .map(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC)
+        .unwrap_or(false)
+}
+
+/// Fails unless `fd` is on procfs: writes meant for the kernel must not land in a file a
+/// container planted (CVE-2019-16884 and the 2025 procfs redirection class).
+pub fn ensure_procfs(fd: BorrowedFd) -> Result<()> {
+    if is_procfs(fd) {
+        Ok(())
+    } else {
+        bail!("not on procfs: refusing to write through it")
+    }
+}
+
+pub struct Setup<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub in_userns: bool,
+    pub cgroup_sources: &'a [(String, PathBuf)],
+    pub cgroup_v2: bool,
+    pub new_cgroupns: bool,
+}
+
+/// Runs in the container's mount namespace, before pivot_root: every mount, device and path
+/// rule. Returns an O_PATH fd of the rootfs, ready for `pivot_into`.
+pub fn prepare(s: &Setup) -> Result<OwnedFd> {
+    let linux = s.spec.linux().as_ref();
+    let prop = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .filter(|p| !p.is_empty())
+        .map(|p| propagation_flag(p).expect("checked by bundle"))
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    // Host mounts must not follow the container's, and (by default) the container sees new
+    // host mounts without being able to send its own back.
+    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+        .map_err(|e| anyhow!("set propagation of / to {prop:?}: {e}"))?;
+    if prop.contains(MsFlags::MS_SHARED) {
+        // pivot_root refuses a new root whose parent mount is shared.
+        make_parent_private(s.rootfs)?;
+    }
+    mount(
+        Some(s.rootfs),
+        s.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| anyhow!("bind rootfs {}: {e}", s.rootfs.display()))?;
+    let root = crate::sys::open(s.rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())
+        .with_context(|| format!("open rootfs {}", s.rootfs.display()))?;
+
+    let ctx = mount::MountContext {
+        root: root.as_fd(),
+        bundle: s.bundle,
+        in_userns: s.in_userns,
+        cgroup_sources: s.cgroup_sources,
+        cgroup_v2: s.cgroup_v2,
+        new_cgroupns: s.new_cgroupns,
+    };
+    let mounts = s.spec.mounts().as_deref().unwrap_or(&[]);
+    for (i, m) in mounts.iter().enumerate() {
+        mount::mount_entry(&ctx, m)
+            .with_context(|| format!("mounts[{i}] {}", m.destination().display()))?;
+    }
+    let dev_is_bind = mounts.iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && (m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .as_deref()
+                    .unwrap_or(&[])
+                    .iter()
+                    .any(|o| o == "bind" || o == "rbind"))
+    });
+    if !dev_is_bind {
+        let devs = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
+        devices::create_devices(root.as_fd(), devs, s.in_userns)?;
+        devices::create_links(root.as_fd())?;
+    }
+    if let Some(p) = s.spec.process() {
+        // runc creates a missing cwd; ignore failure here (a read-only image, say): the chdir
+        // later reports it with the field's name.
+        let _ = create_in_root(root.as_fd(), p.cwd(), false);
+    }
+    mask_paths(
+        root.as_fd(),
+        linux
+            .and_then(|l| l.masked_paths().as_deref())
+            .unwrap_or(&[]),
+    )?;
+    readonly_paths(
+        root.as_fd(),
+        linux
+            .and_then(|l| l.readonly_paths().as_deref())
+            .unwrap_or(&[]),
+    )?;
+    Ok(root)
+}
+
+/// `linux.maskedPaths`: a read-only empty tmpfs over a directory, the real /dev/null over a file.
+fn mask_paths(root: BorrowedFd, paths: &[String]) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let null = devices::real_dev_null()?;
+    for p in paths {
+        let fd = match open_in_root(root, Path::new(p), OFlag::O_PATH) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => bail!("linux.maskedPaths {p}: open: {e}"),
+        };
+        let st = nix::sys::stat::fstat(fd.as_raw_fd()).with_context(|| format!("stat {p}"))?;
+        let target = fd_path(fd.as_fd());
+        let r = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+            mount(
+                Some("tmpfs"),
+                target.as_str(),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+        } else {
+            mount(
+                Some(fd_path(null.as_fd()).as_str()),
+                target.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+        };
+        r.map_err(|e| anyhow!("linux.maskedPaths {p}: mask: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `linux.readonlyPaths`: each bound on itself and remounted read-only.
+fn readonly_paths(root: BorrowedFd, paths: &[String]) -> Result<()> {
+    for p in paths {
+        let fd = match open_in_root(root, Path::new(p), OFlag::O_PATH) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => bail!("linux.readonlyPaths {p}: open: {e}"),
+        };
+        let fp = fd_path(fd.as_fd());
+        mount(
+            Some(fp.as_str()),
+            fp.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| anyhow!("linux.readonlyPaths {p}: bind: {e}"))?;
+        mount::remount_bind(root, Path::new(p), MsFlags::MS_RDONLY, true)
+            .with_context(|| format!("linux.readonlyPaths {p}"))?;
+    }
+    Ok(())
+}
+
+fn make_parent_private(rootfs: &Path) -> Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
+    let parent = rootfs.parent().unwrap_or(Path::new("/"));
+    let mp = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(m.replace("\\040", " ")))
+        .filter(|m| parent.starts_with(m))
+        .max_by_key(|m| m.as_os_str().len())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    mount(
+        None::<&str>,
+        &mp,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| anyhow!("make {} private: {e}", mp.display()))
+}
+
+/// Makes the rootfs the process's root. pivot_root(".", ".") stacks the old root on the new
+/// one; it is then detached, so no path leads back to the host's tree.
+pub fn pivot_into(root: BorrowedFd, no_pivot: bool) -> Result<()> {
+    nix::unistd::fchdir(root.as_raw_fd()).context("chdir to rootfs")?;
+    if no_pivot {
+        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+            .map_err(|e| anyhow!("move rootfs to /: {e}"))?;
+        nix::unistd::chroot(".").context("chroot")?;
+    } else {
+        let old = crate::sys::open("/", OFlag::O_DIRECTORY | OFlag::O_RDONLY, Mode::empty())
+            .context("open old root")?;
+        nix::unistd::pivot_root(".", ".").context("pivot_root")?;
+        nix::unistd::fchdir(old.as_raw_fd()).context("chdir to old root")?;
+        // Detaching must not propagate the unmount to the host's mounts.
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| anyhow!("make old root a slave: {e}"))?;
+        umount2(".", MntFlags::MNT_DETACH).context("detach old root")?;
+    }
+    nix::unistd::chdir("/").context("chdir /")?;
+    Ok(())
+}
+
+/// After pivot_root: `root.readonly`.
+pub fn finish(spec: &Spec) -> Result<()> {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        let root = crate::sys::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())?;
+        mount::remount_bind(root.as_fd(), Path::new("/"), MsFlags::MS_RDONLY, true)
+            .context("remount root read-only")?;
+    }
+    Ok(())
+}

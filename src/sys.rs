@@ -1,0 +1,258 @@
+//! Small wrappers for the few system calls that need `unsafe` or that nix does not model.
+//! Each keeps its `unsafe` to one call with the reason it is sound.
+
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::unistd::ForkResult;
+
+/// fork(2).
+pub fn fork() -> nix::Result<ForkResult> {
+    // SAFETY: berth never starts a thread (DEVELOPERS.md: "Start no thread before a fork"), so
+    // the child is a full copy of a single-threaded process: no lock can be held by a thread
+    // that does not exist in the child, and allocation in the child is safe.
+    unsafe { nix::unistd::fork() }
+}
+
+/// close_range(first, ~0, CLOSE_RANGE_CLOEXEC): every fd from `first` up closes at execve,
+/// whoever opened it (CVE-2024-21626: no runtime fd may reach the container).
+pub fn cloexec_from(first: u32) -> nix::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes fd flags; its arguments are plain integers.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Clears FD_CLOEXEC so that a --preserve-fds fd survives execve.
+pub fn clear_cloexec(fd: RawFd) -> nix::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map(drop)
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR__ATIME: u64 = 0x70;
+pub const MOUNT_ATTR_RELATIME: u64 = 0x0;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// mount_setattr(fd, "", AT_EMPTY_PATH|AT_RECURSIVE): the recursive mount options (rro,
+/// rnosuid, ...) that mount(2) cannot apply to a whole tree.
+pub fn mount_setattr_recursive(fd: BorrowedFd, set: u64, clr: u64) -> nix::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the path is a valid NUL-terminated empty string, `attr` lives across the call
+    // and its size is passed with it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// setdomainname(2), which nix does not wrap.
+pub fn setdomainname(name: &str) -> nix::Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call.
+    let r = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(r).map(drop)
+}
+
+/// Unblocks every signal and restores default dispositions, so the container process does not
+/// inherit what the runtime set up for itself (`run` blocks signals to forward them).
+pub fn reset_signals() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let _ = SigSet::empty().thread_set_mask();
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for s in Signal::iterator() {
+        if s == Signal::SIGKILL || s == Signal::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL has no handler code to make sound.
+        let _ = unsafe { sigaction(s, &dfl) };
+    }
+}
+
+/// The kernel's start time of a process (field 22 of /proc/PID/stat, in clock ticks), used with
+/// the pid to recognise the same process later despite pid reuse. None: no such process, or a
+/// zombie (which counts as gone: it has exited).
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_start_time(&stat)
+}
+
+fn parse_stat_start_time(stat: &str) -> Option<u64> {
+    // comm (field 2) may hold spaces and parentheses: fields after it start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); field 22 is rest[19].
+    if matches!(fields.first(), Some(&"Z") | Some(&"X") | Some(&"x")) {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// Takes ownership of an fd a system call just returned.
+fn owned(fd: RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: only called with an fd freshly returned by the kernel to this process, which
+    // nothing else owns.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// open(2) with O_CLOEXEC always added.
+pub fn open<P: ?Sized + nix::NixPath>(
+    path: &P,
+    flags: nix::fcntl::OFlag,
+    mode: nix::sys::stat::Mode,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    nix::fcntl::open(path, flags | nix::fcntl::OFlag::O_CLOEXEC, mode).map(owned)
+}
+
+/// openat2(2) with O_CLOEXEC always added.
+pub fn openat2<P: ?Sized + nix::NixPath>(
+    dir: BorrowedFd,
+    path: &P,
+    flags: nix::fcntl::OFlag,
+    resolve: nix::fcntl::ResolveFlag,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    let how = nix::fcntl::OpenHow::new()
+        .flags(flags | nix::fcntl::OFlag::O_CLOEXEC)
+        .resolve(resolve);
+    loop {
+        match nix::fcntl::openat2(dir.as_raw_fd(), path, how) {
+            // openat2 with RESOLVE_IN_ROOT returns EAGAIN when a rename raced the lookup.
+            Err(Errno::EAGAIN) => continue,
+            r => return r.map(owned),
+        }
+    }
+}
+
+/// openat(2) with O_CLOEXEC always added.
+pub fn openat<P: ?Sized + nix::NixPath>(
+    dir: BorrowedFd,
+    path: &P,
+    flags: nix::fcntl::OFlag,
+    mode: nix::sys::stat::Mode,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        path,
+        flags | nix::fcntl::OFlag::O_CLOEXEC,
+        mode,
+    )
+    .map(owned)
+}
+
+/// The path the kernel uses to reach an fd: mounting on it mounts on the fd's file, not on
+/// whatever a path string would resolve to now.
+pub fn fd_path(fd: BorrowedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a session keyring of the container's own, so it
+/// does not share the runtime caller's keys (runc does this unless --no-new-keyring).
+pub fn join_session_keyring(name: &str) -> nix::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let name = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: the name is a valid NUL-terminated string that outlives the call.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    Errno::result(r).map(drop)
+}
+
+/// _exit(2): leaves without running atexit handlers or flushing buffers the parent also holds
+/// (the forked children share the runtime's memory image).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes a plain integer and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// capset(2) of effective, permitted and inheritable in one call: set one at a time, an
+/// intermediate state (effective above permitted, say) is refused by the kernel.
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> nix::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut hdr = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let split = |v: u64| (v as u32, (v >> 32) as u32);
+    let (e0, e1) = split(effective);
+    let (p0, p1) = split(permitted);
+    let (i0, i1) = split(inheritable);
+    let data = [
+        Data {
+            effective: e0,
+            permitted: p0,
+            inheritable: i0,
+        },
+        Data {
+            effective: e1,
+            permitted: p1,
+            inheritable: i1,
+        },
+    ];
+    // SAFETY: header and the two data words are the v3 layout the kernel expects and live
+    // across the call.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) };
+    Errno::result(r).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_start_time_parses_odd_comm() {
+        let s = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 777 1000 10";
+        assert_eq!(parse_stat_start_time(s), Some(777));
+        let z = "42 (x) Z 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 777 1000 10";
+        assert_eq!(parse_stat_start_time(z), None);
+    }
+
+    #[test]
+    fn own_start_time_is_stable() {
+        let me = std::process::id() as i32;
+        let a = process_start_time(me).unwrap();
+        assert_eq!(process_start_time(me), Some(a));
+    }
+}
