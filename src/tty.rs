@@ -66,6 +66,17 @@ pub fn open_pty() -> Result<(OwnedFd, PathBuf)> {
     Ok((master, PathBuf::from(format!("/dev/pts/{n}"))))
 }
 
+/// Sets the terminal's size (`process.consoleSize`) before the process or the engine sees it.
+pub fn set_size(master: BorrowedFd, rows: u16, cols: u16) -> Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    set_winsize(master, &ws).context("set terminal size (TIOCSWINSZ)")
+}
+
 pub fn send_pty_master(sock: BorrowedFd, master: BorrowedFd) -> Result<()> {
     let fds = [master.as_raw_fd()];
     let n = sendmsg::<UnixAddr>(

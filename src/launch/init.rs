@@ -116,6 +116,11 @@ fn container_init(l: &Launch, s2: &OwnedFd) -> Result<Infallible> {
             .as_ref()
             .ok_or_else(|| anyhow!("process.terminal: a terminal needs --console-socket"))?;
         let (master, slave) = tty::open_pty().context("open the container's pty")?;
+        if let Some(sz) = proc_.console_size() {
+            let clamp = |v: u64| v.min(u16::MAX as u64) as u16;
+            tty::set_size(master.as_fd(), clamp(sz.height()), clamp(sz.width()))
+                .context("process.consoleSize")?;
+        }
         let slash = sys::open(
             "/",
             nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,

@@ -55,19 +55,15 @@ pub struct Setup<'a> {
 /// rule. Returns an O_PATH fd of the rootfs, ready for `pivot_into`.
 pub fn prepare(s: &Setup) -> Result<OwnedFd> {
     let linux = s.spec.linux().as_ref();
-    let prop = linux
-        .and_then(|l| l.rootfs_propagation().as_deref())
-        .filter(|p| !p.is_empty())
-        .map(|p| propagation_flag(p).expect("checked by bundle"))
-        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-    // Host mounts must not follow the container's, and (by default) the container sees new
-    // host mounts without being able to send its own back.
+    // The container's mounts must never propagate back to the host. By default it still sees
+    // new host mounts (slave). A shared root is made shared only after pivot_root, which
+    // refuses shared mounts (see `finish`).
+    let prop = match rootfs_propagation(s.spec) {
+        Some(p) if !p.contains(MsFlags::MS_SHARED) => p,
+        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
     mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
         .map_err(|e| anyhow!("set propagation of / to {prop:?}: {e}"))?;
-    if prop.contains(MsFlags::MS_SHARED) {
-        // pivot_root refuses a new root whose parent mount is shared.
-        make_parent_private(s.rootfs)?;
-    }
     mount(
         Some(s.rootfs),
         s.rootfs,
@@ -185,26 +181,6 @@ fn readonly_paths(root: BorrowedFd, paths: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn make_parent_private(rootfs: &Path) -> Result<()> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
-    let parent = rootfs.parent().unwrap_or(Path::new("/"));
-    let mp = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(m.replace("\\040", " ")))
-        .filter(|m| parent.starts_with(m))
-        .max_by_key(|m| m.as_os_str().len())
-        .unwrap_or_else(|| PathBuf::from("/"));
-    mount(
-        None::<&str>,
-        &mp,
-        None::<&str>,
-        MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| anyhow!("make {} private: {e}", mp.display()))
-}
-
 /// Makes the rootfs the process's root. pivot_root(".", ".") stacks the old root on the new
 /// one; it is then detached, so no path leads back to the host's tree.
 pub fn pivot_into(root: BorrowedFd, no_pivot: bool) -> Result<()> {
@@ -233,8 +209,20 @@ pub fn pivot_into(root: BorrowedFd, no_pivot: bool) -> Result<()> {
     Ok(())
 }
 
-/// After pivot_root: `root.readonly`.
+fn rootfs_propagation(spec: &Spec) -> Option<MsFlags> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .filter(|p| !p.is_empty())
+        .map(|p| propagation_flag(p).expect("checked by bundle"))
+}
+
+/// After pivot_root: a shared `linux.rootfsPropagation`, and `root.readonly`.
 pub fn finish(spec: &Spec) -> Result<()> {
+    if let Some(p) = rootfs_propagation(spec).filter(|p| p.contains(MsFlags::MS_SHARED)) {
+        mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
+            .map_err(|e| anyhow!("linux.rootfsPropagation: make / shared: {e}"))?;
+    }
     if spec
         .root()
         .as_ref()
