@@ -111,8 +111,8 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
     }
 
     check_process(spec)?;
-    if spec.hooks().is_some() {
-        bail!("hooks: OCI hooks are not built into berth yet");
+    if let Some(h) = spec.hooks() {
+        crate::hooks::check(h)?;
     }
     let linux = spec
         .linux()

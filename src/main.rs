@@ -13,6 +13,7 @@ mod cli;
 mod container;
 mod default_spec;
 mod features;
+mod hooks;
 mod launch;
 mod log;
 mod namespaces;

@@ -29,8 +29,11 @@ pub struct Plan {
     /// Namespaces to join: fds opened before the fork, non-user ones first, user last, so the
     /// joins happen while the process still has the host's privileges.
     joins: Vec<(LinuxNamespaceType, OwnedFd)>,
-    /// Namespaces to create, except user.
+    /// Namespaces to create, except user and cgroup.
     pub new_flags: CloneFlags,
+    /// A new cgroup namespace is made by init itself, once the runtime has put it in its
+    /// cgroup, so that the namespace's root is the container's cgroup.
+    pub new_cgroupns: bool,
     pub new_user: bool,
     pub uid_mappings: Vec<LinuxIdMapping>,
     pub gid_mappings: Vec<LinuxIdMapping>,
@@ -43,6 +46,7 @@ impl Plan {
         let mut joins = Vec::new();
         let mut new_flags = CloneFlags::empty();
         let mut new_user = false;
+        let mut new_cgroupns = false;
         let linux = spec.linux().as_ref();
         for (i, ns) in linux
             .and_then(|l| l.namespaces().as_deref())
@@ -59,6 +63,7 @@ impl Plan {
                     joins.push((ns.typ(), fd));
                 }
                 None if ns.typ() == LinuxNamespaceType::User => new_user = true,
+                None if ns.typ() == LinuxNamespaceType::Cgroup => new_cgroupns = true,
                 None => new_flags |= clone_flag(ns.typ()),
             }
         }
@@ -77,6 +82,7 @@ impl Plan {
         Ok(Plan {
             joins,
             new_flags,
+            new_cgroupns,
             new_user,
             uid_mappings: linux
                 .and_then(|l| l.uid_mappings().clone())
@@ -97,7 +103,15 @@ impl Plan {
         Ok(())
     }
 
-    /// Creates the new namespaces other than user. A new pid namespace takes effect for the
+    /// In init, after the runtime placed it in its cgroup.
+    pub fn unshare_cgroupns(&self) -> Result<()> {
+        if self.new_cgroupns {
+            nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).context("unshare cgroup namespace")?;
+        }
+        Ok(())
+    }
+
+    /// Creates the new namespaces other than user and cgroup. A new pid namespace takes effect for the
     /// caller's next child; a new time namespace too, after its offsets are written.
     pub fn unshare_rest(&self) -> Result<()> {
         if self.new_flags.is_empty() {

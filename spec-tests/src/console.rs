@@ -55,9 +55,18 @@ impl ConsoleSocket {
         &self.path
     }
 
-    /// True once a pty master fd has arrived over the socket.
+    /// True once a pty master fd has arrived over the socket. The runtime sends it before
+    /// `create` returns, but the thread that accepts it may not have run yet: give it a
+    /// moment rather than report a fast runtime as broken.
     pub fn received(&self) -> bool {
-        self.shared.received.load(Ordering::SeqCst)
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.shared.received.load(Ordering::SeqCst) {
+            if Instant::now() > deadline || self.shared.done.load(Ordering::SeqCst) {
+                return self.shared.received.load(Ordering::SeqCst);
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        true
     }
 
     /// Everything read from the master so far, with the terminal's "\r\n"

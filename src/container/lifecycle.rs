@@ -131,6 +131,7 @@ fn create_bundle(
             oci_version: spec.version().clone(),
             annotations: spec.annotations().clone().unwrap_or_default(),
             cgroup_path,
+            hooks: spec.hooks().clone(),
         },
         dir: dir.clone(),
     };
@@ -144,7 +145,7 @@ fn create_bundle(
     let pid = launch::launch(launch::Launch {
         id,
         bundle: b,
-        exec_fifo: fifo,
+        exec_fifo: Some(fifo),
         console,
         preserve_fds: opts.preserve_fds,
         no_pivot: opts.no_pivot,
@@ -196,6 +197,11 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         .write_all(b"0")
         .with_context(|| format!("start {id}: write exec fifo"))?;
     std::fs::remove_file(&fifo).with_context(|| format!("start {id}: remove exec fifo"))?;
+    crate::hooks::run_all_warn(
+        c.state.hooks.as_ref(),
+        crate::hooks::Kind::Poststart,
+        &c.hook_state(Status::Running),
+    );
     Ok(())
 }
 
@@ -240,6 +246,11 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
             s.as_str()
         ),
     }
+    crate::hooks::run_all_warn(
+        c.state.hooks.as_ref(),
+        crate::hooks::Kind::Poststop,
+        &c.hook_state(Status::Stopped),
+    );
     c.destroy().with_context(|| format!("delete {id}"))
 }
 

@@ -31,6 +31,9 @@ pub struct State {
     #[serde(default)]
     pub annotations: HashMap<String, String>,
     pub cgroup_path: String,
+    /// Kept for the hooks that run after create: poststart (start) and poststop (delete).
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +103,18 @@ impl Container {
             v["annotations"] = serde_json::json!(self.state.annotations);
         }
         v
+    }
+
+    /// The state hooks get on stdin (runtime.md "State").
+    pub fn hook_state(&self, status: Status) -> serde_json::Value {
+        crate::hooks::state_json(
+            &self.state.oci_version,
+            &self.state.id,
+            status.as_str(),
+            self.state.pid,
+            &self.state.bundle,
+            &self.state.annotations,
+        )
     }
 
     pub fn cgroup(&self) -> Result<Box<dyn crate::cgroups::Cgroup>> {

@@ -12,7 +12,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 use super::{sync, Launch};
 use crate::bundle::new_namespace;
 use crate::namespaces::Plan;
-use crate::{process, rootfs, sys, tty};
+use crate::{hooks, process, rootfs, sys, tty};
 
 fn exit(code: i32) -> ! {
     // _exit: no atexit handlers or buffered output of the runtime's run twice.
@@ -24,7 +24,6 @@ pub fn setup_process(l: &Launch, plan: &Plan, s1: OwnedFd, s2: OwnedFd) -> ! {
     // If the runtime dies mid-setup, nothing should be left waiting for it.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     let r = (|| -> Result<i32> {
-        sync::expect(s1.as_fd(), "go", "runtime")?;
         plan.join()?;
         if plan.new_user {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
@@ -44,7 +43,7 @@ pub fn setup_process(l: &Launch, plan: &Plan, s1: OwnedFd, s2: OwnedFd) -> ! {
                 // S1's end is for S1 alone; init never returns, so close it by number.
                 let _ = nix::unistd::close(s1.as_raw_fd());
                 let _ = nix::sys::prctl::set_pdeathsig(None);
-                let e = match container_init(l, &s2) {
+                let e = match container_init(l, plan, &s2) {
                     Err(e) => e,
                     Ok(never) => match never {},
                 };
@@ -67,7 +66,7 @@ pub fn setup_process(l: &Launch, plan: &Plan, s1: OwnedFd, s2: OwnedFd) -> ! {
 }
 
 /// S2, the container's init, up to execve.
-fn container_init(l: &Launch, s2: &OwnedFd) -> Result<Infallible> {
+fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
     let spec = &l.bundle.spec;
     let proc_ = spec.process().as_ref().expect("checked by bundle");
     let terminal = proc_.terminal().unwrap_or(false);
@@ -89,7 +88,20 @@ fn container_init(l: &Launch, s2: &OwnedFd) -> Result<Infallible> {
         }
     }
     let in_userns = crate::bundle::has_namespace(spec, LinuxNamespaceType::User);
-    let root = rootfs::prepare(&rootfs::Setup {
+    let mut hook_state: Option<serde_json::Value> = None;
+    let mut wait_placed = || -> Result<()> {
+        if hook_state.is_none() {
+            let msg =
+                sync::recv(s2.as_fd())?.ok_or_else(|| anyhow!("runtime exited during setup"))?;
+            let state = msg
+                .strip_prefix("placed:")
+                .ok_or_else(|| anyhow!("unexpected message from runtime: {msg:?}"))?;
+            hook_state = Some(serde_json::from_str(state).context("state from runtime")?);
+            plan.unshare_cgroupns()?;
+        }
+        Ok(())
+    };
+    let root = rootfs::prepare(&mut rootfs::Setup {
         spec,
         rootfs: &l.bundle.rootfs,
         bundle: &l.bundle.dir,
@@ -97,8 +109,17 @@ fn container_init(l: &Launch, s2: &OwnedFd) -> Result<Infallible> {
         cgroup_sources: &l.cgroup_sources,
         cgroup_v2: l.cgroup_v2,
         new_cgroupns: new_namespace(spec, LinuxNamespaceType::Cgroup),
+        before_cgroup_mount: &mut wait_placed,
     })
     .context("rootfs")?;
+    wait_placed()?;
+    let mut hook_state = hook_state.expect("set by wait_placed");
+    // In the container's namespaces, before pivot_root.
+    hooks::run_all(
+        spec.hooks().as_ref(),
+        hooks::Kind::CreateContainer,
+        &hook_state,
+    )?;
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|e| anyhow!("hostname: set {h:?}: {e}"))?;
     }
@@ -171,13 +192,21 @@ fn container_init(l: &Launch, s2: &OwnedFd) -> Result<Infallible> {
     // Blocks until `start` writes a byte: create must not run the user's program.
     let mut b = [0u8; 1];
     loop {
-        match nix::unistd::read(l.exec_fifo.as_raw_fd(), &mut b) {
+        let fifo = l.exec_fifo.as_ref().expect("init holds the fifo");
+        match nix::unistd::read(fifo.as_raw_fd(), &mut b) {
             Err(nix::errno::Errno::EINTR) => continue,
             Ok(1) => break,
             Ok(_) => bail!("exec fifo closed before start"),
             Err(e) => bail!("read exec fifo: {e}"),
         }
     }
+    hook_state["status"] = "created".into();
+    // In the container, after `start`, before the user's program.
+    hooks::run_all(
+        spec.hooks().as_ref(),
+        hooks::Kind::StartContainer,
+        &hook_state,
+    )?;
     for fd in 3..3 + l.preserve_fds as i32 {
         let _ = sys::clear_cloexec(fd);
     }

@@ -5,15 +5,19 @@
 //!
 //! ```text
 //!  runtime (P)                setup (S1)                   init (S2, pid 1 in a new pid ns)
-//!  fork ───────────────────▶ wait "go"
-//!  join cgroup, send "go"    setns (joined namespaces)
+//!  fork ───────────────────▶ setns (joined namespaces)
 //!                            unshare(user) ─ "userns" ─▶ P writes uid/gid maps ─ "mapped"
 //!                            unshare(the rest)
-//!                            fork ─────────────────────▶ rootfs, pivot_root, user, caps...
-//!  ◀──────── "pid:N" ─────── exit                        "ready" ───▶ P writes state, exits
-//!                                                        read(exec fifo) ... `start` writes
-//!                                                        execve
+//!                            fork ─────────────────────▶ rootfs: mounts...
+//!  ◀──────── "pid:N" ─────── exit
+//!  put N in its cgroups  ─────────── "placed" ─────────▶ unshare(cgroup), cgroup mounts,
+//!                                                        pivot_root, user, caps...
+//!                       ◀──────────── "ready" ────────── read(exec fifo) ... until `start`
+//!  write state, exit                                     execve
 //! ```
+//!
+//! Joining a cgroup costs the kernel an RCU grace period (milliseconds on v1); init builds
+//! most of its rootfs meanwhile, on the other core.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -25,6 +29,7 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::bundle::Bundle;
 use crate::cgroups::Cgroup;
+use crate::hooks;
 use crate::namespaces::Plan;
 
 mod init;
@@ -35,7 +40,7 @@ pub struct Launch<'a> {
     pub id: &'a str,
     pub bundle: &'a Bundle,
     /// The exec fifo, opened O_RDWR by the runtime; init blocks reading it until `start`.
-    pub exec_fifo: OwnedFd,
+    pub exec_fifo: Option<OwnedFd>,
     /// Where init sends the pty master (a connected console socket, or the runtime's own end
     /// when `run` proxies the terminal).
     pub console: Option<OwnedFd>,
@@ -49,7 +54,7 @@ pub struct Launch<'a> {
 
 /// Forks the container and waits until its init is ready (blocked on the exec fifo) or failed.
 /// Returns init's pid. On failure every process it started is killed.
-pub fn launch(l: Launch) -> Result<i32> {
+pub fn launch(mut l: Launch) -> Result<i32> {
     let plan = Plan::new(&l.bundle.spec)?;
     let (p1, c1) = sync::pair()?;
     let (p2, c2) = sync::pair()?;
@@ -63,9 +68,9 @@ pub fn launch(l: Launch) -> Result<i32> {
             drop(c1);
             drop(c2);
             // Only init may hold the fifo: once it is gone, `start` must see no reader.
-            drop(l.exec_fifo);
+            drop(l.exec_fifo.take());
             let mut init_pid = None;
-            let r = parent(l.cgroup, &plan, child, &p1, &p2, &mut init_pid);
+            let r = parent(&l, &plan, child, &p1, &p2, &mut init_pid);
             if r.is_err() {
                 let _ = kill(child, Signal::SIGKILL);
                 if let Some(p) = init_pid {
@@ -79,17 +84,13 @@ pub fn launch(l: Launch) -> Result<i32> {
 }
 
 fn parent(
-    cgroup: &dyn Cgroup,
+    l: &Launch,
     plan: &Plan,
     setup: Pid,
     s1: &OwnedFd,
     s2: &OwnedFd,
     init_pid: &mut Option<i32>,
 ) -> Result<i32> {
-    cgroup
-        .add_task(setup.as_raw())
-        .context("put the container in its cgroup")?;
-    sync::send(s1.as_fd(), "go")?;
     loop {
         let msg = sync::recv(s1.as_fd())?
             .ok_or_else(|| anyhow!("container setup process exited during setup"))?;
@@ -105,8 +106,32 @@ fn parent(
             bail!("unexpected message from setup process: {msg:?}");
         }
     }
+    let pid = init_pid.expect("set above");
+    if let Err(e) = l.cgroup.add_task(pid) {
+        // Init may have failed meanwhile: its own message says more than ESRCH would.
+        if let Some(msg) = sync::pending_error(s2.as_fd()) {
+            bail!("{msg}");
+        }
+        return Err(e.context("put the container in its cgroup"));
+    }
+    let spec = &l.bundle.spec;
+    let state = hooks::state_json(
+        spec.version(),
+        l.id,
+        "creating",
+        pid,
+        &l.bundle.dir,
+        spec.annotations().as_ref().unwrap_or(&Default::default()),
+    );
+    // In the runtime's namespaces, after the container's exist and before pivot_root (init
+    // waits for "placed" before it gets there).
+    hooks::run_all(spec.hooks().as_ref(), hooks::Kind::Prestart, &state)?;
+    hooks::run_all(spec.hooks().as_ref(), hooks::Kind::CreateRuntime, &state)?;
+    // A failed send means init is gone; what it said before going is read next. The state
+    // goes along for the hooks init runs itself.
+    let _ = sync::send(s2.as_fd(), &format!("placed:{state}"));
     sync::expect(s2.as_fd(), "ready", "container init")?;
-    Ok(init_pid.expect("set above"))
+    Ok(pid)
 }
 
 /// Where a fifo path is shown in errors; kept here so `start` and `create` agree.

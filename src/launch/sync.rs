@@ -38,6 +38,14 @@ pub fn recv(fd: BorrowedFd) -> Result<Option<String>> {
     }
 }
 
+/// An error message the other side already sent, without waiting for one.
+pub fn pending_error(fd: BorrowedFd) -> Option<String> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = nix::sys::socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT).ok()?;
+    let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+    m.strip_prefix("error:").map(str::to_string)
+}
+
 /// Waits for `want`; an "error:" message or EOF becomes the error.
 pub fn expect(fd: BorrowedFd, want: &str, who: &str) -> Result<()> {
     match recv(fd)? {

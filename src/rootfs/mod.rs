@@ -49,11 +49,14 @@ pub struct Setup<'a> {
     pub cgroup_sources: &'a [(String, PathBuf)],
     pub cgroup_v2: bool,
     pub new_cgroupns: bool,
+    /// Called before the first `cgroup` mount: the container must be in its cgroup (and
+    /// namespace) by then.
+    pub before_cgroup_mount: &'a mut dyn FnMut() -> Result<()>,
 }
 
 /// Runs in the container's mount namespace, before pivot_root: every mount, device and path
 /// rule. Returns an O_PATH fd of the rootfs, ready for `pivot_into`.
-pub fn prepare(s: &Setup) -> Result<OwnedFd> {
+pub fn prepare(s: &mut Setup) -> Result<OwnedFd> {
     let linux = s.spec.linux().as_ref();
     // The container's mounts must never propagate back to the host. By default it still sees
     // new host mounts (slave). A shared root is made shared only after pivot_root, which
@@ -85,6 +88,9 @@ pub fn prepare(s: &Setup) -> Result<OwnedFd> {
     };
     let mounts = s.spec.mounts().as_deref().unwrap_or(&[]);
     for (i, m) in mounts.iter().enumerate() {
+        if matches!(m.typ().as_deref(), Some("cgroup") | Some("cgroup2")) {
+            (s.before_cgroup_mount)()?;
+        }
         mount::mount_entry(&ctx, m)
             .with_context(|| format!("mounts[{i}] {}", m.destination().display()))?;
     }
