@@ -27,6 +27,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod caps;
+pub mod cgroupv2;
 pub mod console;
 pub mod mountinfo;
 

@@ -7,6 +7,9 @@
 //!   berth's own cgroup). The result is absolute and stored in the state file.
 //! - `open(path: &str) -> Result<Box<dyn Cgroup>>`: the backend for the host's mode.
 //! - `Cgroup::create`, `add_task`, `pids`, `destroy`, `mount_sources`.
+//! - `Cgroup::apply(resources)`: writes `linux.resources` into the created cgroup, before
+//!   any process is added; `effective_resources(linux)` gives what to pass (the config's
+//!   resources plus the device rules every container needs).
 //! - `ensure_clean(path)`: used by tests/leftover checks.
 //! - `signal_all(cg, sig)`: send a signal to every process in the cgroup.
 //!
@@ -37,8 +40,18 @@ use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+pub mod bpf_devices;
+pub mod freezer;
+#[cfg(test)]
+mod limits_tests;
+mod limits_v1;
+mod limits_v2;
+pub mod resources;
+pub mod stats;
 pub mod v1;
 pub mod v2;
+
+pub use resources::effective_resources;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -73,6 +86,31 @@ pub trait Cgroup {
     /// add a symlink per comma-separated part, as hosts and runc do), plus ("unified", dir)
     /// on a hybrid host. v2: a single ("", dir): the directory is the mount itself.
     fn mount_sources(&self) -> Result<Vec<(String, PathBuf)>>;
+    /// Writes `r` into the cgroup made by `create`, as config-linux.md describes, before
+    /// any process is added (the devices rules of v1 are only safe to rewrite then). Fails
+    /// naming the field by its JSON path when the host cannot do what a field asks: a
+    /// controller that is not mounted or available, a file the kernel does not have, or a
+    /// value the kernel refuses. Device rules go to devices.allow/deny on v1 and to an eBPF
+    /// program attached to the cgroup on v2.
+    fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<()>;
+    /// Freezes every task and waits until the kernel reports the cgroup frozen.
+    fn freeze(&self) -> Result<()> {
+        anyhow::bail!("freezing is not built for this cgroup backend yet")
+    }
+    fn thaw(&self) -> Result<()> {
+        anyhow::bail!("thawing is not built for this cgroup backend yet")
+    }
+    fn is_frozen(&self) -> Result<bool> {
+        Ok(false)
+    }
+    /// The `data` of runc's `events --stats` JSON.
+    fn stats(&self) -> Result<serde_json::Value> {
+        anyhow::bail!("stats are not built for this cgroup backend yet")
+    }
+    /// How many processes the kernel's OOM killer has killed in the cgroup.
+    fn oom_kills(&self) -> Result<u64> {
+        Ok(0)
+    }
 }
 
 pub fn detect() -> Result<Mode> {

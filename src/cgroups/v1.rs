@@ -18,7 +18,7 @@ impl V1 {
     }
 }
 
-fn has_controller(d: &Dir, name: &str) -> bool {
+pub(super) fn has_controller(d: &Dir, name: &str) -> bool {
     !d.v2 && d.key.split(',').any(|c| c == name)
 }
 
@@ -103,5 +103,9 @@ impl Cgroup for V1 {
                 Ok((name, d.path()))
             })
             .collect()
+    }
+
+    fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        super::limits_v1::apply(&self.dirs, r)
     }
 }

@@ -1,8 +1,9 @@
 //! cgroup v2 backend: one directory in the single unified tree.
 //!
-//! Placement only: `create` enables no controllers, so it works under a parent whose
+//! `create` enables no controllers, so it works under a parent whose
 //! cgroup.subtree_control is empty, and the "no internal processes" rule never bites
-//! because the new cgroup delegates nothing to its children.
+//! because the new cgroup delegates nothing to its children. `apply` enables, in the
+//! ancestors only, the controllers the resources need.
 
 use std::path::PathBuf;
 
@@ -40,5 +41,9 @@ impl Cgroup for V2 {
 
     fn mount_sources(&self) -> Result<Vec<(String, PathBuf)>> {
         Ok(vec![(String::new(), self.dir.path())])
+    }
+
+    fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        super::limits_v2::apply(&self.dir, r)
     }
 }

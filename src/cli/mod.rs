@@ -8,8 +8,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::container::{self, Store};
 
+mod events;
 mod list;
+mod ps;
 mod state;
+mod update;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -64,6 +67,38 @@ pub enum Command {
     Spec(SpecArgs),
     /// Print the runtime-spec features berth supports, as JSON.
     Features,
+    /// Freeze every process of the container.
+    Pause(IdArg),
+    /// Thaw a paused container.
+    Resume(IdArg),
+    /// List the container's processes.
+    Ps(PsArgs),
+    /// Print the container's events: resource stats and OOM kills.
+    Events(EventsArgs),
+    /// Change the resource limits of a running container.
+    Update(update::UpdateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// table (ps's own output) or json (the pids).
+    #[arg(long, short = 'f', default_value = "table")]
+    pub format: String,
+    pub id: String,
+    /// Options for ps (default -ef).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Print one stats event and exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// How often to print stats (Go duration: 5s, 500ms).
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    pub id: String,
 }
 
 #[derive(Args, Debug)]
@@ -188,6 +223,17 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::default_spec::write_default_spec(&a.bundle, a.rootless)?;
             Ok(0)
         }
+        Command::Pause(a) => {
+            container::pause(&store, &a.id)?;
+            Ok(0)
+        }
+        Command::Resume(a) => {
+            container::resume(&store, &a.id)?;
+            Ok(0)
+        }
+        Command::Ps(a) => ps::print(&store, &a.id, &a.format, &a.ps_args),
+        Command::Events(a) => events::run(&store, &a.id, a.stats, &a.interval),
+        Command::Update(a) => update::run(&store, &a),
         Command::Features => {
             println!(
                 "{}",

@@ -49,22 +49,19 @@ impl Drop for Undo {
 }
 
 pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<()> {
-    create_with(store, id, opts, None).map(drop)
+    let b = load(id, opts)?;
+    create_bundle(store, id, opts, None, &b)
+        .with_context(|| format!("create {id}"))
+        .map(drop)
 }
 
-/// Creates a container; `console` overrides --console-socket (for `run`, which proxies the
-/// terminal itself). Returns init's pid.
-fn create_with(
-    store: &Store,
-    id: &str,
-    opts: &CreateOptions,
-    console: Option<OwnedFd>,
-) -> Result<i32> {
+fn load(id: &str, opts: &CreateOptions) -> Result<bundle::Bundle> {
     super::check_id(id).with_context(|| format!("create {id}"))?;
-    let b = bundle::load(&opts.bundle).with_context(|| format!("create {id}"))?;
-    create_bundle(store, id, opts, console, &b).with_context(|| format!("create {id}"))
+    bundle::load(&opts.bundle).with_context(|| format!("create {id}"))
 }
 
+/// Creates a container from a checked bundle; `console` overrides --console-socket (for
+/// `run`, which proxies the terminal itself). Returns init's pid.
 fn create_bundle(
     store: &Store,
     id: &str,
@@ -97,9 +94,6 @@ fn create_bundle(
         }
         (None, None, false) => None,
     };
-    if linux.resources().as_ref().is_some_and(has_limits) {
-        log::warn("linux.resources: berth places the container in its cgroup but does not apply resource limits yet");
-    }
     let cgroup_path = cgroups::resolve_path(
         linux
             .cgroups_path()
@@ -141,6 +135,11 @@ fn create_bundle(
         .with_context(|| format!("create cgroup {}", c.state.cgroup_path))?;
     let cgroup_sources = cg.mount_sources()?;
     undo.cgroup = Some(cg);
+    // Always: the device policy (deny all but the defaults) applies to every container.
+    undo.cgroup
+        .as_deref()
+        .expect("set above")
+        .apply(&cgroups::effective_resources(linux))?;
 
     let pid = launch::launch(launch::Launch {
         id,
@@ -169,27 +168,33 @@ fn create_bundle(
     Ok(pid)
 }
 
-fn has_limits(r: &oci_spec::runtime::LinuxResources) -> bool {
-    r.memory().is_some()
-        || r.cpu().is_some()
-        || r.pids().is_some()
-        || r.block_io().is_some()
-        || r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
-        || r.network().is_some()
-        || r.rdma().is_some()
-        || r.unified().as_ref().is_some_and(|u| !u.is_empty())
-}
-
 pub fn start(store: &Store, id: &str) -> Result<()> {
     let c = store.load(id).with_context(|| format!("start {id}"))?;
     let _lock = store.lock(&c.dir)?;
     match c.status() {
         Status::Created => {}
-        Status::Running => bail!("start {id}: the container is already running"),
+        Status::Running | Status::Paused => {
+            bail!("start {id}: the container has already started")
+        }
         Status::Stopped => bail!("start {id}: the container has stopped"),
         Status::Creating => bail!("start {id}: the container is still being created"),
     }
     let fifo = c.exec_fifo();
+    let poststart = c
+        .state
+        .hooks
+        .as_ref()
+        .is_some_and(|h| !crate::hooks::Kind::Poststart.list(h).is_empty());
+    // poststart hooks run once the user's program runs. Init holds the fifo open (O_RDWR,
+    // close-on-exec) until its execve, so a read end of ours sees a hang-up exactly then.
+    let watch = if poststart {
+        Some(
+            crate::sys::open(&fifo, OFlag::O_RDONLY | OFlag::O_NONBLOCK, Mode::empty())
+                .map_err(|e| anyhow!("start {id}: open exec fifo: {e}"))?,
+        )
+    } else {
+        None
+    };
     // O_NONBLOCK: with no reader left (init died) open fails with ENXIO instead of hanging.
     let fd = crate::sys::open(&fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK, Mode::empty())
         .map_err(|e| anyhow!("start {id}: the container's init is not waiting ({e})"))?;
@@ -197,12 +202,29 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         .write_all(b"0")
         .with_context(|| format!("start {id}: write exec fifo"))?;
     std::fs::remove_file(&fifo).with_context(|| format!("start {id}: remove exec fifo"))?;
+    if let Some(w) = watch {
+        wait_hangup(&w);
+    }
     crate::hooks::run_all_warn(
         c.state.hooks.as_ref(),
         crate::hooks::Kind::Poststart,
         &c.hook_state(Status::Running),
     );
     Ok(())
+}
+
+/// Waits until no process has the fifo open for writing (init exec'd or exited). Events 0:
+/// only the hang-up is of interest, never the byte meant for init.
+fn wait_hangup(fd: &OwnedFd) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
 }
 
 pub fn parse_signal(s: &str) -> Result<Signal> {
@@ -228,6 +250,26 @@ pub fn kill(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
         );
     }
     c.signal(sig, all).with_context(|| format!("kill {id}"))
+}
+
+pub fn pause(store: &Store, id: &str) -> Result<()> {
+    let c = store.load(id).with_context(|| format!("pause {id}"))?;
+    match c.status() {
+        Status::Running | Status::Created => {}
+        s => bail!("pause {id}: the container is {}, not running", s.as_str()),
+    }
+    c.cgroup()?.freeze().with_context(|| format!("pause {id}"))
+}
+
+pub fn resume(store: &Store, id: &str) -> Result<()> {
+    let c = store.load(id).with_context(|| format!("resume {id}"))?;
+    if c.status() != Status::Paused {
+        bail!(
+            "resume {id}: the container is {}, not paused",
+            c.status().as_str()
+        );
+    }
+    c.cgroup()?.thaw().with_context(|| format!("resume {id}"))
 }
 
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
@@ -257,14 +299,16 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
 /// create + start; in the foreground also wait for the container, proxy its terminal, delete
 /// it and return its exit code.
 pub fn run(store: &Store, id: &str, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
-    let b_terminal = std::fs::read(opts.bundle.join("config.json"))
-        .ok()
-        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["process"]["terminal"].as_bool())
+    let b = load(id, opts)?;
+    let terminal = b
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
         .unwrap_or(false);
     let mut ours = None;
     let mut console = None;
-    if b_terminal && opts.console_socket.is_none() {
+    if terminal && opts.console_socket.is_none() {
         if detach {
             bail!("run {id}: a detached container with a terminal needs --console-socket");
         }
@@ -282,7 +326,8 @@ pub fn run(store: &Store, id: &str, opts: &CreateOptions, detach: bool, keep: bo
         // Init's parent (the setup process) exits at once: become the reaper that inherits it.
         nix::sys::prctl::set_child_subreaper(true).context("set child subreaper")?;
     }
-    let pid = create_with(store, id, opts, console)?;
+    let pid =
+        create_bundle(store, id, opts, console, &b).with_context(|| format!("create {id}"))?;
     if let Err(e) = start(store, id) {
         let _ = delete(store, id, true);
         return Err(e);

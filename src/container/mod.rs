@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 mod lifecycle;
 mod store;
 
-pub use lifecycle::{create, delete, kill, parse_signal, run, start, CreateOptions};
+pub use lifecycle::{create, delete, kill, parse_signal, pause, resume, run, start, CreateOptions};
 pub use store::Store;
 
 /// What berth keeps of a container between calls, in ROOT/ID/state.json.
@@ -41,6 +41,7 @@ pub enum Status {
     Creating,
     Created,
     Running,
+    Paused,
     Stopped,
 }
 
@@ -50,13 +51,14 @@ impl Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }
 
     /// Whether the init process exists.
     pub fn has_process(self) -> bool {
-        matches!(self, Status::Created | Status::Running)
+        matches!(self, Status::Created | Status::Running | Status::Paused)
     }
 }
 
@@ -78,6 +80,8 @@ impl Container {
             Some(t) if t == self.state.start_time => {
                 if self.exec_fifo().exists() {
                     Status::Created
+                } else if self.cgroup().and_then(|c| c.is_frozen()).unwrap_or(false) {
+                    Status::Paused
                 } else {
                     Status::Running
                 }
@@ -139,6 +143,10 @@ impl Container {
         }
         if self.state.pid > 0 && self.status().has_process() {
             let _ = self.signal(Signal::SIGKILL, false);
+        }
+        // Frozen tasks only die once thawed (cgroup v1).
+        if let Ok(cg) = self.cgroup() {
+            let _ = cg.thaw();
         }
         let mut delay = std::time::Duration::from_micros(200);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# test-cgroupv2.sh [RUNTIME] - the cgroup tests of spec-tests (tests/cgroups.rs and
+# tests/cgroup_limits.rs) on a pure cgroup v2 hierarchy, against RUNTIME (argument, else
+# $RUNTIME, else target/release/berth; make test-cgroupv2 RUNTIME=/usr/sbin/runc).
+#
+#   - on a pure cgroup v2 host: runs them here;
+#   - else, where ../shared/vm/vm-run (next to the repo; override with VM_RUN=path)
+#     exists: builds the test binaries here and runs them in ONE vm-run boot (a pure v2
+#     VM; see ../shared/vm/README.md), VM_TIMEOUT seconds at most (default 1500);
+#   - else: prints why it skips and exits 0.
+#
+# Prints cargo's test output, then "cgroup v2 (VM): N passed, M failed" ("(host)" when
+# run here). Exits non-zero if a test failed or the tests could not run. Run as root.
+# CGROUP_TEST_THREADS (default 2) is passed as --test-threads.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+RUNTIME=${1:-${RUNTIME:-$REPO/target/release/berth}}
+VM_RUN=${VM_RUN:-$(dirname "$REPO")/shared/vm/vm-run}
+VM_TIMEOUT=${VM_TIMEOUT:-1500}
+THREADS=${CGROUP_TEST_THREADS:-2}
+TESTS=(cgroups cgroup_limits)
+CARGO=${CARGO:-cargo}
+
+# The runtime as an absolute path (the tests may run in a VM, with another cwd).
+case "$RUNTIME" in
+  /*) ;;
+  */*) RUNTIME=$(cd "$(dirname "$RUNTIME")" && pwd)/$(basename "$RUNTIME") ;;
+  *) RUNTIME=$(command -v "$RUNTIME" || echo "$RUNTIME") ;;
+esac
+if [ ! -x "$RUNTIME" ]; then
+  echo "test-cgroupv2: runtime $RUNTIME not found or not executable (make build?)" >&2
+  exit 1
+fi
+
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+  where=host
+elif [ -x "$VM_RUN" ]; then
+  where=VM
+else
+  echo "cgroup v2: SKIPPED: this host is not pure cgroup v2 and there is no VM runner at $VM_RUN"
+  exit 0
+fi
+[ "$(id -u)" = 0 ] || { echo "test-cgroupv2: run as root" >&2; exit 1; }
+
+# Build on the host (never in the emulated VM) and find the test binaries.
+build_json=$(mktemp)
+log=$(mktemp)
+trap 'rm -f "$build_json" "$log"' EXIT
+test_args=()
+for t in "${TESTS[@]}"; do test_args+=(--test "$t"); done
+(cd "$REPO" && $CARGO test --release -p spec-tests --no-run --message-format=json "${test_args[@]}") >"$build_json"
+bins=()
+for t in "${TESTS[@]}"; do
+  bin=$(python3 - "$build_json" "$t" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    t = m.get("target") or {}
+    if m.get("reason") == "compiler-artifact" and t.get("name") == sys.argv[2] \
+            and "test" in t.get("kind", []) and m.get("executable"):
+        print(m["executable"])
+PY
+)
+  [ -n "$bin" ] && [ -x "$bin" ] || { echo "test-cgroupv2: no test binary for tests/$t.rs" >&2; exit 1; }
+  bins+=("$bin")
+done
+
+# What runs (in the VM or here): each binary from the package dir, as cargo test would.
+# $1: the spec-tests dir, $2: --test-threads, then the binaries.
+runner='cd "$1"; threads=$2; shift 2; rc=0
+for b in "$@"; do
+  name=$(basename "$b"); echo "     Running ${name%-*} ($b)"
+  "$b" --test-threads="$threads" || rc=1
+done
+exit $rc'
+
+start=$(date +%s)
+rc=0
+if [ "$where" = VM ]; then
+  share=()
+  case "$REPO/" in /work/*) ;; *) share=(--share "$REPO") ;; esac
+  echo "test-cgroupv2: running ${TESTS[*]} in a cgroup v2 VM ($VM_RUN), RUNTIME=$RUNTIME"
+  "$VM_RUN" --timeout "$VM_TIMEOUT" "${share[@]}" -e "RUNTIME=$RUNTIME" -e RUST_BACKTRACE=1 \
+    -C "$REPO/spec-tests" -- sh -c "$runner" sh "$REPO/spec-tests" "$THREADS" "${bins[@]}" \
+    2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+else
+  echo "test-cgroupv2: running ${TESTS[*]} on this pure cgroup v2 host, RUNTIME=$RUNTIME"
+  RUNTIME=$RUNTIME sh -c "$runner" sh "$REPO/spec-tests" "$THREADS" "${bins[@]}" \
+    2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+fi
+secs=$(( $(date +%s) - start ))
+
+# Sum libtest's "test result: ok. 9 passed; 0 failed; ..." lines.
+passed=0 failed=0 results=0
+while read -r p f; do
+  passed=$((passed + p)) failed=$((failed + f)) results=$((results + 1))
+done < <(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$log")
+
+echo
+echo "cgroup v2 ($where): $passed passed, $failed failed"
+echo "test-cgroupv2: took ${secs}s"
+if [ "$rc" != 0 ] || [ "$failed" != 0 ] || [ "$results" != "${#bins[@]}" ]; then
+  case "$rc" in
+    124) echo "test-cgroupv2: the VM hit its ${VM_TIMEOUT}s timeout" ;;
+    125) echo "test-cgroupv2: vm-run failed to boot or run the VM" ;;
+  esac
+  [ "$results" = "${#bins[@]}" ] || echo "test-cgroupv2: only $results of ${#bins[@]} test binaries reported a result"
+  exit $(( rc != 0 ? rc : 1 ))
+fi
