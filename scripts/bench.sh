@@ -123,6 +123,20 @@ else
 EOF
 fi
 B=$WORK/bundle
+# The same bundle with a memory and a pids limit, as engines set them.
+BL=$WORK/bundle-limits
+if [ ! -e "$BL/config.json" ]; then
+  mkdir -p "$BL"
+  python3 - "$B/config.json" "$BL/config.json" "$B/rootfs" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["root"]["path"] = sys.argv[3]  # runc refuses a symlinked rootfs
+r = c["linux"].setdefault("resources", {})
+r["memory"] = {"limit": 256 * 1024 * 1024}
+r["pids"] = {"limit": 1024}
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PY
+fi
 
 # ------------------------------------------------------------------ cgroup view
 cgroup2_at_unified() {
@@ -180,8 +194,15 @@ timeout -s KILL $RUN_TIMEOUT $R run --bundle $B $id-r </dev/null >/dev/null 2>&1
 $R delete -f $id-r >/dev/null 2>&1
 exit \$rc
 EOF
+  cat > "$h/run_delete_limits.sh" <<EOF
+rc=0
+timeout -s KILL $RUN_TIMEOUT $R run --bundle $BL $id-l </dev/null >/dev/null 2>&1 || rc=\$?
+$R delete -f $id-l >/dev/null 2>&1
+exit \$rc
+EOF
   cat > "$h/absent.sh" <<EOF
 $R delete -f $id-r >/dev/null 2>&1
+$R delete -f $id-l >/dev/null 2>&1
 $R delete -f $id >/dev/null 2>&1
 exit 0
 EOF
@@ -225,6 +246,7 @@ measure() {
       a+=(--prepare "sh $WORK/h/$l/$prep.sh" -n "$l")
       case $verb in
         run) a+=("sh $WORK/h/$l/run_delete.sh") ;;
+        run-limits) a+=("sh $WORK/h/$l/run_delete_limits.sh") ;;
         create) a+=("${BINS[$i]} --root $WORK/root-$l create --bundle $B bench-$l") ;;
         *) a+=("${BINS[$i]} --root $WORK/root-$l $verb bench-$l") ;;
       esac
@@ -236,6 +258,7 @@ measure() {
   done
 }
 measure run+delete run absent
+measure run+delete-limits run-limits absent
 measure create create absent
 measure start start created
 measure delete delete stopped
@@ -250,7 +273,7 @@ for i in "${OK[@]}"; do labels+=("${LABELS[$i]}"); done
   python3 - "$OUT" "${labels[@]}" <<'PY'
 import glob, json, os, statistics, sys
 out, labels = sys.argv[1], sys.argv[2:]
-measures = ["run+delete", "create", "start", "delete"]
+measures = ["run+delete", "run+delete-limits", "create", "start", "delete"]
 med, fails = {}, {}
 for m in measures:
     for f in sorted(glob.glob(os.path.join(out, m + ".*.json"))):

@@ -45,14 +45,19 @@ fn delete_and_check(rt: &Runtime, b: &Bundle, pid: Option<i32>, prefix: &str) {
     assert_no_cgroup_leftovers(prefix);
 }
 
-/// The memory limit OOM-kills the init that exceeds it: busybox tail keeps
-/// the current line in memory, and /dev/zero has no newline.
+/// A memory hog for a 32 MiB limit: awk doubles a string up to 128 MiB
+/// (about 256 MiB at the peak), prints its length and exits. Bounded, so a
+/// runtime that fails to apply the limit fails the test without eating
+/// the host's (or the VM's) memory, as `tail /dev/zero` would.
+const HOG: &str = r#"awk 'BEGIN { s = "x"; while (length(s) < 134217728) s = s s; print "hog survived", length(s) }'"#;
+
+/// The memory limit OOM-kills the init that exceeds it.
 #[test]
 fn memory_limit_oom_kills_init() {
     announce("memory_limit_oom_kills_init");
     let rt = Runtime::new();
     let mut b = rt.bundle("cgl-oom");
-    b.args(&["tail", "/dev/zero"]);
+    b.sh(&format!("exec {HOG}"));
     b.config_mut()["linux"]["resources"]["memory"] = memory_without_swap(32 * MIB);
     let out = rt.run(&b);
     assert_eq!(
@@ -75,7 +80,9 @@ fn oom_kill_is_reported_by_events() {
     let rt = Runtime::new();
     let mut b = rt.bundle("cgl-oomev");
     let out = b.out_dir();
-    b.sh("while [ ! -e /out/stop ]; do tail /dev/zero; echo hog-killed > /out/hog; sleep 0.2; done; exec sleep 300");
+    b.sh(&format!(
+        "while [ ! -e /out/stop ]; do {HOG} > /out/hog 2>&1; sleep 0.2; done; exec sleep 300"
+    ));
     b.config_mut()["linux"]["resources"]["memory"] = memory_without_swap(32 * MIB);
     let pid = rt.create_and_start(&b);
     let mut events = Background::spawn(&rt, &["events", b.id()]);
@@ -84,7 +91,7 @@ fn oom_kill_is_reported_by_events() {
     let Some(oom) = oom else {
         let hog = fs::read_to_string(out.join("hog")).unwrap_or_default();
         panic!(
-            "no oom event within {SLOW_TIMEOUT:?} (hog killed inside: {:?}):\n{}",
+            "no oom event within {SLOW_TIMEOUT:?} (the hog's last output: {:?}):\n{}",
             hog.trim(),
             events.describe()
         );

@@ -6,12 +6,9 @@
 //! cgroup frozen. A freeze that cannot complete in time is undone: a cgroup left half frozen
 //! would hold some of the container's processes stopped with nobody meaning to resume them.
 //!
-//! "Frozen" in `state_*` means frozen because this cgroup itself was asked to freeze, as
-//! runc reports it: a container frozen only through a frozen ancestor was not paused by the
-//! runtime, and resuming it could not change anything.
-
-// Until the backends' Cgroup trait methods call these, only the tests do; goes when wired.
-#![allow(dead_code)]
+//! "Frozen" in `state_*` means that this cgroup itself was asked to freeze, as runc reports
+//! it: a container frozen only through a frozen ancestor was not paused by the runtime, and
+//! resuming it could not change anything.
 
 use std::path::Path;
 use std::thread::sleep;
@@ -26,9 +23,6 @@ use super::{errno, is_errno, read_file, write_file};
 /// takes microseconds normally; seconds mean a task that cannot stop (uninterruptible
 /// sleep, e.g. on a dead NFS server) or, on v1, a container forking faster than the sweeps.
 const FREEZE_PATIENCE: Duration = Duration::from_secs(4);
-
-/// How long `state_*` lets a freeze in progress settle before answering.
-const STATE_PATIENCE: Duration = Duration::from_secs(1);
 
 /// Longest sleep between two checks of a freeze in progress.
 const MAX_NAP: Duration = Duration::from_millis(10);
@@ -165,24 +159,19 @@ pub fn thaw_v1(dir: &Path) -> Result<()> {
     }
 }
 
-/// Whether the v1 cgroup `dir` was frozen (and by a freeze of its own, not of an ancestor).
-/// A freeze in progress is waited for briefly; one that does not complete counts as frozen
-/// when it was asked of this cgroup, so that a thaw is still offered to undo it. A cgroup
-/// without a freezer (gone, or the controller not mounted) is not frozen.
+/// Whether the v1 cgroup `dir` is paused: asked to freeze itself (not only through an
+/// ancestor), whether or not the kernel has finished freezing it. A freeze still in
+/// progress counts, so that a stuck one left by a crashed `pause` shows as paused and can
+/// be thawed by resuming. A cgroup without a freezer (gone, or the controller not mounted)
+/// is not frozen.
 pub fn state_v1(dir: &Path) -> Result<bool> {
     let file = dir.join("freezer.state");
-    let deadline = Instant::now() + STATE_PATIENCE;
-    let mut pause = Duration::from_micros(100);
-    loop {
-        let Some(text) = read_opt(&file)? else {
-            return Ok(false);
-        };
-        let state = parse_v1_state(&text).with_context(|| format!("parse {}", file.display()))?;
-        match state {
-            V1State::Thawed => return Ok(false),
-            V1State::Freezing if Instant::now() < deadline => nap(&mut pause),
-            V1State::Frozen | V1State::Freezing => break,
-        }
+    let Some(text) = read_opt(&file)? else {
+        return Ok(false);
+    };
+    match parse_v1_state(&text).with_context(|| format!("parse {}", file.display()))? {
+        V1State::Thawed => return Ok(false),
+        V1State::Frozen | V1State::Freezing => {}
     }
     let own = dir.join("freezer.self_freezing");
     match read_opt(&own)? {
@@ -223,33 +212,15 @@ pub fn thaw_v2(dir: &Path) -> Result<()> {
     }
 }
 
-/// Whether the cgroup2 cgroup `dir` was frozen by a freeze of its own (see `state_v1` for
-/// a freeze in progress). A cgroup without cgroup.freeze (gone, or a kernel before 5.2) is
-/// not frozen.
+/// Whether the cgroup2 cgroup `dir` is paused: asked to freeze itself, whether or not the
+/// kernel has finished (see `state_v1`). A cgroup without cgroup.freeze (gone, or a kernel
+/// before 5.2) is not frozen.
 pub fn state_v2(dir: &Path) -> Result<bool> {
     let freeze = dir.join("cgroup.freeze");
-    let Some(text) = read_opt(&freeze)? else {
-        return Ok(false);
-    };
-    if !parse_flag(&text).with_context(|| format!("parse {}", freeze.display()))? {
-        return Ok(false);
+    match read_opt(&freeze)? {
+        Some(t) => parse_flag(&t).with_context(|| format!("parse {}", freeze.display())),
+        None => Ok(false),
     }
-    let events = dir.join("cgroup.events");
-    let deadline = Instant::now() + STATE_PATIENCE;
-    let mut pause = Duration::from_micros(100);
-    while Instant::now() < deadline {
-        match read_opt(&events)? {
-            None => return Ok(false),
-            Some(t)
-                if parse_events_frozen(&t)
-                    .with_context(|| format!("parse {}", events.display()))? =>
-            {
-                break
-            }
-            Some(_) => nap(&mut pause),
-        }
-    }
-    Ok(true)
 }
 
 #[cfg(test)]
@@ -289,6 +260,21 @@ mod tests {
         let e = freeze_v1(gone).unwrap_err();
         assert!(format!("{e:#}").contains("ENOENT"), "{e:#}");
         assert!(freeze_v2(gone).is_err());
+    }
+
+    #[test]
+    fn failed_freeze_is_thawed_back() {
+        let dir = std::env::temp_dir().join(format!("berth-frz-fake-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("freezer.state"), "FROZEN").unwrap();
+        let e = or_thaw_back(&dir, || bail!("stuck"), thaw_v1).unwrap_err();
+        let state = fs::read_to_string(dir.join("freezer.state")).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(state, "THAWED");
+        assert!(
+            format!("{e:#}").contains("(thawed it back): stuck"),
+            "{e:#}"
+        );
     }
 
     /// One kind of freezer, for tests that run against each the host has.

@@ -94,23 +94,14 @@ pub trait Cgroup {
     /// program attached to the cgroup on v2.
     fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<()>;
     /// Freezes every task and waits until the kernel reports the cgroup frozen.
-    fn freeze(&self) -> Result<()> {
-        anyhow::bail!("freezing is not built for this cgroup backend yet")
-    }
-    fn thaw(&self) -> Result<()> {
-        anyhow::bail!("thawing is not built for this cgroup backend yet")
-    }
-    fn is_frozen(&self) -> Result<bool> {
-        Ok(false)
-    }
+    fn freeze(&self) -> Result<()>;
+    fn thaw(&self) -> Result<()>;
+    /// Whether this cgroup itself was frozen (a `pause`), not merely a frozen parent's child.
+    fn is_frozen(&self) -> Result<bool>;
     /// The `data` of runc's `events --stats` JSON.
-    fn stats(&self) -> Result<serde_json::Value> {
-        anyhow::bail!("stats are not built for this cgroup backend yet")
-    }
+    fn stats(&self) -> Result<serde_json::Value>;
     /// How many processes the kernel's OOM killer has killed in the cgroup.
-    fn oom_kills(&self) -> Result<u64> {
-        Ok(0)
-    }
+    fn oom_kills(&self) -> Result<u64>;
 }
 
 pub fn detect() -> Result<Mode> {

@@ -16,6 +16,17 @@ impl V1 {
     pub(super) fn new(dirs: Vec<Dir>) -> V1 {
         V1 { dirs }
     }
+
+    /// The container's directory in the hierarchy of `controller`.
+    fn controller_dir(&self, controller: &str) -> Result<PathBuf> {
+        self.dirs
+            .iter()
+            .find(|d| has_controller(d, controller))
+            .map(|d| d.path())
+            .ok_or_else(|| {
+                anyhow::anyhow!("the {controller} cgroup controller is not mounted on this host")
+            })
+    }
 }
 
 pub(super) fn has_controller(d: &Dir, name: &str) -> bool {
@@ -107,5 +118,31 @@ impl Cgroup for V1 {
 
     fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
         super::limits_v1::apply(&self.dirs, r)
+    }
+
+    fn freeze(&self) -> Result<()> {
+        super::freezer::freeze_v1(&self.controller_dir("freezer")?)
+    }
+
+    fn thaw(&self) -> Result<()> {
+        super::freezer::thaw_v1(&self.controller_dir("freezer")?)
+    }
+
+    fn is_frozen(&self) -> Result<bool> {
+        super::freezer::state_v1(&self.controller_dir("freezer")?)
+    }
+
+    fn stats(&self) -> Result<serde_json::Value> {
+        let dirs: Vec<(String, PathBuf)> = self
+            .dirs
+            .iter()
+            .filter(|d| !d.v2)
+            .map(|d| (d.key.clone(), d.path()))
+            .collect();
+        super::stats::stats_v1(&dirs)
+    }
+
+    fn oom_kills(&self) -> Result<u64> {
+        super::stats::oom_kill_count_v1(&self.controller_dir("memory")?)
     }
 }

@@ -46,4 +46,24 @@ impl Cgroup for V2 {
     fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
         super::limits_v2::apply(&self.dir, r)
     }
+
+    fn freeze(&self) -> Result<()> {
+        super::freezer::freeze_v2(&self.dir.path())
+    }
+
+    fn thaw(&self) -> Result<()> {
+        super::freezer::thaw_v2(&self.dir.path())
+    }
+
+    fn is_frozen(&self) -> Result<bool> {
+        super::freezer::state_v2(&self.dir.path())
+    }
+
+    fn stats(&self) -> Result<serde_json::Value> {
+        super::stats::stats_v2(&self.dir.path())
+    }
+
+    fn oom_kills(&self) -> Result<u64> {
+        super::stats::oom_kill_count_v2(&self.dir.path())
+    }
 }

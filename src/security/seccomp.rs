@@ -22,9 +22,10 @@
 //!   the agent through [`send_listener`] before the container can make a notified system call
 //!   and get an answer. The system calls init uses to hand it over must not be notified, or
 //!   init waits for an agent that is waiting for the fd: [`check`] refuses SCMP_ACT_NOTIFY on
-//!   [`NOTIFY_FORBIDDEN`]. Suggested flow: init sends the fd to the runtime over its sync
-//!   socket (sendmsg + SCM_RIGHTS), the runtime calls [`send_listener`] with the "creating"
-//!   state and closes its copy; init closes its own copy before execve.
+//!   [`NOTIFY_FORBIDDEN`]. Suggested flow (tried end to end): init sends the fd to the
+//!   runtime over its sync socket (sendmsg + SCM_RIGHTS) and drops its copy; the runtime,
+//!   before it waits for "ready", receives it with recvmsg, calls [`send_listener`] with the
+//!   "creating" state and closes its copy.
 //! * A process can have only one listener in its filter stack: a second filter with
 //!   SCMP_ACT_NOTIFY fails with EBUSY.
 
