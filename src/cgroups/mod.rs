@@ -102,6 +102,11 @@ pub trait Cgroup {
     fn stats(&self) -> Result<serde_json::Value>;
     /// How many processes the kernel's OOM killer has killed in the cgroup.
     fn oom_kills(&self) -> Result<u64>;
+    /// SIGKILLs every process of the cgroup atomically where the kernel can (cgroup.kill,
+    /// v2 since Linux 5.14), so a fork racing the kill cannot escape. False: not available.
+    fn kill_atomic(&self) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 pub fn detect() -> Result<Mode> {
@@ -170,6 +175,9 @@ pub fn ensure_clean(path: &str) -> Result<()> {
 /// Not atomic: a process forked after the pid list was read escapes. Callers that need all
 /// of them gone should freeze first or use SIGKILL in a loop until `pids` is empty.
 pub fn signal_all(cg: &dyn Cgroup, sig: Signal) -> Result<()> {
+    if sig == Signal::SIGKILL && cg.kill_atomic()? {
+        return Ok(());
+    }
     for pid in cg.pids()? {
         match kill(Pid::from_raw(pid), sig) {
             Ok(()) | Err(Errno::ESRCH) => {}

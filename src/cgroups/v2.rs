@@ -66,4 +66,13 @@ impl Cgroup for V2 {
     fn oom_kills(&self) -> Result<u64> {
         super::stats::oom_kill_count_v2(&self.dir.path())
     }
+
+    fn kill_atomic(&self) -> Result<bool> {
+        let f = self.dir.path().join("cgroup.kill");
+        if !f.exists() {
+            return Ok(false);
+        }
+        super::write_file(&f, "1")?;
+        Ok(true)
+    }
 }
