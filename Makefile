@@ -4,6 +4,9 @@
 #   make build        target/release/berth
 #   make test         berth's unit tests, the spec-tests and the bad-input corpus, against berth
 #   make test-runc    the spec-tests and the bad-input corpus against runc (RUNC=...)
+#   make test-cgroupv2  the cgroup tests on cgroup v2: one vm-run boot (../shared/vm/vm-run)
+#                     unless this host is pure v2; skipped if neither (RUNTIME=/usr/sbin/runc)
+#   make test-cgroups the cgroup tests on this host (v1) and on v2, both counts (RUNTIME=...)
 #   make demo         a busybox container (RUNTIME=/usr/sbin/runc to try another runtime)
 #   make bench        berth vs crun vs runc (BENCH_RUNS=30, BENCH_RUNTIMES="label=path ...")
 
@@ -15,7 +18,7 @@ RUNTIME ?= $(BERTH)
 RUNC ?= /usr/sbin/runc
 BENCH_RUNTIMES ?= berth=$(BERTH) crun=crun runc=runc
 
-.PHONY: all deps build test test-unit test-spec test-bad-input test-runc demo bench lint clean
+.PHONY: all deps build test test-unit test-spec test-bad-input test-runc test-cgroupv2 test-cgroups demo bench lint clean
 
 all: build
 
@@ -25,10 +28,13 @@ deps:
 build:
 	$(CARGO) build --release
 
-# The bad-input corpus runs last, so the output ends with cargo test's summary lines.
+# The spec-tests include the cgroup tests on this host's cgroups; scripts/test-cgroupv2.sh
+# runs them again on cgroup v2 (in a VM). The bad-input corpus runs last, so the output
+# ends with cargo test's summary lines.
 test: deps build
 	$(CARGO) test --release -p berth
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests -- --skip bad_input_corpus
+	CARGO=$(CARGO) bash scripts/test-cgroupv2.sh $(BERTH)
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests --test bad_input -- --nocapture
 
 test-unit: build
@@ -45,6 +51,12 @@ test-runc: deps
 	RUNTIME=$(RUNC) $(CARGO) test --release -p spec-tests --test bad_input -- --nocapture
 
 # berth is built only when it is the runtime used
+test-cgroupv2: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
+	CARGO=$(CARGO) bash scripts/test-cgroupv2.sh $(RUNTIME)
+
+test-cgroups: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
+	CARGO=$(CARGO) bash scripts/test-cgroups.sh $(RUNTIME)
+
 demo: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 	bash scripts/demo.sh $(RUNTIME)
 

@@ -230,8 +230,8 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
             .with_context(|| format!("linux.sysctl.{k}"))?;
         }
     }
-    if linux.seccomp().is_some() {
-        bail!("linux.seccomp: seccomp is not built into berth yet");
+    if let Some(s) = linux.seccomp() {
+        crate::security::seccomp::check(s)?;
     }
     if linux.intel_rdt().is_some() {
         bail!("linux.intelRdt: Intel RDT is not built into berth yet");

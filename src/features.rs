@@ -88,7 +88,7 @@ pub fn features() -> Value {
                 "systemdUser": false,
                 "rdma": false
             },
-            "seccomp": { "enabled": false },
+            "seccomp": crate::security::seccomp::features(),
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
@@ -123,7 +123,8 @@ mod tests {
         for k in ["v1", "v2", "systemd", "systemdUser", "rdma"] {
             assert!(linux["cgroup"][k].is_boolean(), "cgroup.{k}");
         }
-        for k in ["seccomp", "apparmor", "selinux", "intelRdt"] {
+        assert_eq!(linux["seccomp"]["enabled"], true);
+        for k in ["apparmor", "selinux", "intelRdt"] {
             assert_eq!(linux[k]["enabled"], false, "{k}");
         }
         assert_eq!(linux["mountExtensions"]["idmap"]["enabled"], false);

@@ -94,6 +94,20 @@ fn create_bundle(
         }
         (None, None, false) => None,
     };
+    // Compiled (or read from the cache) before anything is created: a profile libseccomp
+    // refuses leaves nothing to undo.
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(|s| crate::security::seccomp::compile_cached(s, &store.root.join("seccomp")))
+        .transpose()
+        .context("linux.seccomp")?;
+    if let Some(f) = &seccomp {
+        log::debug(&format!(
+            "seccomp filter: {} BPF instructions",
+            f.instructions()
+        ));
+    }
     let cgroup_path = cgroups::resolve_path(
         linux
             .cgroups_path()
@@ -152,6 +166,7 @@ fn create_bundle(
         cgroup: undo.cgroup.as_deref().expect("set above"),
         cgroup_v2,
         cgroup_sources,
+        seccomp,
     })?;
     undo.pid = Some(pid);
     c.state.pid = pid;

@@ -158,6 +158,23 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
     rootfs::finish(spec)?;
 
     process::apply_rlimits(proc_.rlimits().as_deref().unwrap_or(&[]))?;
+    let nnp = proc_.no_new_privileges().unwrap_or(false);
+    // The kernel takes a filter from a process with no_new_privs or with CAP_SYS_ADMIN.
+    // Without no_new_privs that means now, before the capabilities go (as runc); with it,
+    // as late as possible: right before execve, or before "ready" when the runtime must
+    // pass a notify listener on.
+    let notify = l.seccomp.as_ref().is_some_and(|f| f.uses_notify());
+    let load_seccomp = || -> Result<()> {
+        if let Some(f) = &l.seccomp {
+            if let Some(fd) = f.load().context("linux.seccomp: load the filter")? {
+                sync::send_fd(s2.as_fd(), "seccomp", fd.as_fd())?;
+            }
+        }
+        Ok(())
+    };
+    if !nnp {
+        load_seccomp()?;
+    }
     let caps = proc_.capabilities().as_ref();
     process::drop_bounding(caps)?;
     let setgroups_allowed = true;
@@ -176,7 +193,7 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
     process::set_capabilities(caps)?;
     let umask = proc_.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask & 0o777));
-    if proc_.no_new_privileges().unwrap_or(false) {
+    if nnp {
         nix::sys::prctl::set_no_new_privs().context("process.noNewPrivileges")?;
     }
     let env = process::environment(proc_);
@@ -187,6 +204,9 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
     let argv = process::cstrings(args)?;
     let envp = process::cstrings(&env)?;
     sys::reset_signals();
+    if nnp && notify {
+        load_seccomp()?;
+    }
 
     sync::send(s2.as_fd(), "ready")?;
     // Blocks until `start` writes a byte: create must not run the user's program.
@@ -211,6 +231,13 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
         let _ = sys::clear_cloexec(fd);
     }
     sys::cloexec_from(3 + l.preserve_fds).context("mark fds close-on-exec")?;
+    if nnp && !notify {
+        // Last step before execve; an error now can only go to stderr (the runtime is gone).
+        if let Err(e) = load_seccomp() {
+            eprintln!("berth: {e:#}");
+            exit(1);
+        }
+    }
     let e = nix::unistd::execve(&exe, &argv, &envp).unwrap_err();
     // The runtime is gone by now: stderr is the only place left to say why.
     eprintln!("berth: exec {:?}: {e}", args[0]);

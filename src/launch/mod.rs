@@ -50,6 +50,8 @@ pub struct Launch<'a> {
     pub cgroup: &'a dyn Cgroup,
     pub cgroup_v2: bool,
     pub cgroup_sources: Vec<(String, PathBuf)>,
+    /// Compiled before the fork; init loads it.
+    pub seccomp: Option<crate::security::seccomp::Filter>,
 }
 
 /// Forks the container and waits until its init is ready (blocked on the exec fifo) or failed.
@@ -130,6 +132,27 @@ fn parent(
     // A failed send means init is gone; what it said before going is read next. The state
     // goes along for the hooks init runs itself.
     let _ = sync::send(s2.as_fd(), &format!("placed:{state}"));
+    if l.seccomp.as_ref().is_some_and(|f| f.uses_notify()) {
+        // Init loads a notifying filter before "ready" and hands us the listener, which goes
+        // to the agent at listenerPath while init still waits (runtime-spec seccomp notify).
+        let fd = sync::recv_fd(s2.as_fd(), "seccomp")?;
+        let sc = spec
+            .linux()
+            .as_ref()
+            .and_then(|x| x.seccomp().as_ref())
+            .expect("a filter comes from linux.seccomp");
+        let path = sc
+            .listener_path()
+            .as_ref()
+            .expect("checked: notify needs listenerPath");
+        crate::security::seccomp::send_listener(
+            path,
+            sc.listener_metadata().as_deref().unwrap_or(""),
+            &state,
+            fd.as_fd(),
+        )
+        .with_context(|| format!("linux.seccomp.listenerPath {}", path.display()))?;
+    }
     sync::expect(s2.as_fd(), "ready", "container init")?;
     Ok(pid)
 }

@@ -200,7 +200,8 @@ fn check_errno(at: &str, action: Act, errno: Option<u32>) -> Result<()> {
 }
 
 /// Compiles the profile with libseccomp. Warnings (unknown system calls, flags the kernel
-/// lacks) go to the log.
+/// lacks) go to the log. The runtime itself always goes through [`compile_cached`].
+#[cfg(test)]
 pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
     let c = build(s)?;
     for w in &c.warnings {
@@ -215,6 +216,7 @@ struct Compiled {
     filter: Filter,
     warnings: Vec<String>,
     /// System call names libseccomp does not know, for tests.
+    #[cfg_attr(not(test), allow(dead_code))]
     unknown: Vec<String>,
 }
 
