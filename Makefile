@@ -28,17 +28,18 @@ deps:
 build:
 	$(CARGO) build --release
 
-# The spec-tests include the cgroup tests on this host's cgroups; scripts/test-cgroupv2.sh
-# runs them again on cgroup v2 (in a VM). The bad-input corpus runs last, so the output
-# ends with cargo test's summary lines.
+# Unit tests run one at a time: several make real cgroups on the host and read accounting
+# that a neighbour test's processes would disturb. scripts/test-cgroups.sh runs the cgroup
+# tests on this host's cgroups and on cgroup v2 (in a VM) and prints the count of each.
+# The bad-input corpus runs last, so the output ends with cargo test's summary lines.
 test: deps build
-	$(CARGO) test --release -p berth
+	$(CARGO) test --release -p berth -- --test-threads=1
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests -- --skip bad_input_corpus
-	CARGO=$(CARGO) bash scripts/test-cgroupv2.sh $(BERTH)
+	CARGO=$(CARGO) bash scripts/test-cgroups.sh $(BERTH)
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests --test bad_input -- --nocapture
 
 test-unit: build
-	$(CARGO) test --release -p berth
+	$(CARGO) test --release -p berth -- --test-threads=1
 
 test-spec: deps build
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests -- --skip bad_input_corpus

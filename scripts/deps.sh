@@ -13,6 +13,7 @@ WANT=(
   hyperfine:hyperfine
   time:/usr/bin/time
   python3:python3
+  golang-github-containers-common:/usr/share/containers/seccomp.json
 )
 
 have() {

@@ -42,6 +42,14 @@ else
   exit 0
 fi
 [ "$(id -u)" = 0 ] || { echo "test-cgroupv2: run as root" >&2; exit 1; }
+if [ "$where" = VM ]; then
+  # The guest sees the host's / read-only, but /tmp, /run, /dev, /proc, /sys are its own.
+  case "$RUNTIME" in
+    /tmp/* | /run/* | /dev/* | /proc/* | /sys/*)
+      echo "test-cgroupv2: the VM can't see $RUNTIME (its /tmp, /run, ... are the guest's own): put the runtime elsewhere" >&2
+      exit 1 ;;
+  esac
+fi
 
 # Build on the host (never in the emulated VM) and find the test binaries.
 build_json=$(mktemp)
@@ -65,12 +73,16 @@ for line in open(sys.argv[1]):
         print(m["executable"])
 PY
 )
-  [ -n "$bin" ] && [ -x "$bin" ] || { echo "test-cgroupv2: no test binary for tests/$t.rs" >&2; exit 1; }
+  if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+    echo "test-cgroupv2: no test binary for tests/$t.rs" >&2
+    exit 1
+  fi
   bins+=("$bin")
 done
 
 # What runs (in the VM or here): each binary from the package dir, as cargo test would.
 # $1: the spec-tests dir, $2: --test-threads, then the binaries.
+# shellcheck disable=SC2016 # expanded by the sh that runs it
 runner='cd "$1"; threads=$2; shift 2; rc=0
 for b in "$@"; do
   name=$(basename "$b"); echo "     Running ${name%-*} ($b)"

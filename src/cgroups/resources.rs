@@ -409,19 +409,82 @@ pub fn device_lines(rule: &LinuxDeviceCgroup) -> Result<Vec<(&'static str, Strin
 /// rootfs is the container's own; opening is what matters), the runtime-spec's default
 /// devices, the console and pseudo-terminals, and /dev/net/tun, which runc allows too and
 /// rootless networking tools expect.
-const ALWAYS_ALLOWED: &[(LinuxDeviceType, Option<i64>, Option<i64>, &str)] = &[
-    (LinuxDeviceType::C, None, None, "m"),
-    (LinuxDeviceType::B, None, None, "m"),
-    (LinuxDeviceType::C, Some(1), Some(3), "rwm"),
-    (LinuxDeviceType::C, Some(1), Some(5), "rwm"),
-    (LinuxDeviceType::C, Some(1), Some(7), "rwm"),
-    (LinuxDeviceType::C, Some(1), Some(8), "rwm"),
-    (LinuxDeviceType::C, Some(1), Some(9), "rwm"),
-    (LinuxDeviceType::C, Some(5), Some(0), "rwm"),
-    (LinuxDeviceType::C, Some(5), Some(1), "rwm"),
-    (LinuxDeviceType::C, Some(5), Some(2), "rwm"),
-    (LinuxDeviceType::C, Some(136), None, "rwm"),
-    (LinuxDeviceType::C, Some(10), Some(200), "rwm"),
+/// (device node it stands for, if one, type, major, minor, access).
+type DefaultRule = (
+    Option<&'static str>,
+    LinuxDeviceType,
+    Option<i64>,
+    Option<i64>,
+    &'static str,
+);
+
+const ALWAYS_ALLOWED: &[DefaultRule] = &[
+    (None, LinuxDeviceType::C, None, None, "m"),
+    (None, LinuxDeviceType::B, None, None, "m"),
+    (
+        Some("/dev/null"),
+        LinuxDeviceType::C,
+        Some(1),
+        Some(3),
+        "rwm",
+    ),
+    (
+        Some("/dev/zero"),
+        LinuxDeviceType::C,
+        Some(1),
+        Some(5),
+        "rwm",
+    ),
+    (
+        Some("/dev/full"),
+        LinuxDeviceType::C,
+        Some(1),
+        Some(7),
+        "rwm",
+    ),
+    (
+        Some("/dev/random"),
+        LinuxDeviceType::C,
+        Some(1),
+        Some(8),
+        "rwm",
+    ),
+    (
+        Some("/dev/urandom"),
+        LinuxDeviceType::C,
+        Some(1),
+        Some(9),
+        "rwm",
+    ),
+    (
+        Some("/dev/tty"),
+        LinuxDeviceType::C,
+        Some(5),
+        Some(0),
+        "rwm",
+    ),
+    (
+        Some("/dev/console"),
+        LinuxDeviceType::C,
+        Some(5),
+        Some(1),
+        "rwm",
+    ),
+    (
+        Some("/dev/ptmx"),
+        LinuxDeviceType::C,
+        Some(5),
+        Some(2),
+        "rwm",
+    ),
+    (None, LinuxDeviceType::C, Some(136), None, "rwm"),
+    (
+        Some("/dev/net/tun"),
+        LinuxDeviceType::C,
+        Some(10),
+        Some(200),
+        "rwm",
+    ),
 ];
 
 fn allow_rule(
@@ -440,24 +503,27 @@ fn allow_rule(
 }
 
 /// The resources to apply for a container: `linux.resources` with its device rules
-/// followed by allow rules for the devices every container has and for each of
-/// `linux.devices`, since the devices cgroup starts from "deny all" and a container must
-/// still open the device nodes its config gives it. Returned even when `linux.resources`
-/// is absent, so the device policy applies to every container, as with runc.
+/// followed by allow rules for the devices every container has (runc's list), so the
+/// standard nodes keep working under a config that denies all. A default whose node the
+/// config lists in `linux.devices` is left out: that config then decides about it in
+/// `linux.resources.devices`, as with runc. `linux.devices` entries get no rule of their
+/// own (the engines that add devices add their rules too). Returned even when
+/// `linux.resources` is absent, so the device policy applies to every container.
 pub fn effective_resources(linux: &Linux) -> LinuxResources {
     let mut r = linux.resources().clone().unwrap_or_default();
     let mut rules = r.devices().clone().unwrap_or_default();
-    for (t, major, minor, access) in ALWAYS_ALLOWED {
-        rules.push(allow_rule(*t, *major, *minor, access));
-    }
-    for d in linux.devices().iter().flatten() {
-        // Only block and char devices are subject to the devices cgroup.
-        if matches!(
-            d.typ(),
-            LinuxDeviceType::B | LinuxDeviceType::C | LinuxDeviceType::U
-        ) {
-            rules.push(allow_rule(d.typ(), Some(d.major()), Some(d.minor()), "rwm"));
+    let listed = |path: &str| {
+        linux
+            .devices()
+            .iter()
+            .flatten()
+            .any(|d| d.path() == std::path::Path::new(path))
+    };
+    for (path, t, major, minor, access) in ALWAYS_ALLOWED {
+        if path.is_some_and(listed) {
+            continue;
         }
+        rules.push(allow_rule(*t, *major, *minor, access));
     }
     r.set_devices(Some(rules));
     r
@@ -663,15 +729,19 @@ mod tests {
     }
 
     #[test]
-    fn effective_adds_defaults_and_config_devices() {
+    fn effective_adds_defaults_except_listed_devices() {
         let mut linux = Linux::default();
         let mut fuse = LinuxDevice::default();
         fuse.set_typ(LinuxDeviceType::C);
+        fuse.set_path("/dev/fuse".into());
         fuse.set_major(10);
         fuse.set_minor(229);
-        let mut fifo = LinuxDevice::default();
-        fifo.set_typ(LinuxDeviceType::P);
-        linux.set_devices(Some(vec![fuse, fifo]));
+        let mut full = LinuxDevice::default();
+        full.set_typ(LinuxDeviceType::C);
+        full.set_path("/dev/full".into());
+        full.set_major(1);
+        full.set_minor(7);
+        linux.set_devices(Some(vec![fuse, full]));
         let r = effective_resources(&linux);
         let lines: Vec<String> = r
             .devices()
@@ -681,10 +751,12 @@ mod tests {
             .flat_map(|d| device_lines(d).unwrap())
             .map(|(f, l)| format!("{f} {l}"))
             .collect();
-        assert_eq!(lines.len(), ALWAYS_ALLOWED.len() + 1, "{lines:?}");
+        // /dev/full is listed, so its default rule is left to the config; fuse gets none.
+        assert_eq!(lines.len(), ALWAYS_ALLOWED.len() - 1, "{lines:?}");
         assert!(lines.contains(&"devices.allow c 1:3 rwm".to_string()));
         assert!(lines.contains(&"devices.allow c 136:* rwm".to_string()));
-        assert_eq!(lines.last().unwrap(), "devices.allow c 10:229 rwm");
+        assert!(!lines.contains(&"devices.allow c 1:7 rwm".to_string()));
+        assert!(!lines.contains(&"devices.allow c 10:229 rwm".to_string()));
         assert!(r.memory().is_none());
 
         // The config's own rules come first, so the defaults win over a deny of them.
@@ -693,10 +765,7 @@ mod tests {
         linux.set_resources(Some(res));
         let r = effective_resources(&linux);
         assert!(!r.devices().as_ref().unwrap()[0].allow());
-        assert_eq!(
-            r.devices().as_ref().unwrap().len(),
-            ALWAYS_ALLOWED.len() + 2
-        );
+        assert_eq!(r.devices().as_ref().unwrap().len(), ALWAYS_ALLOWED.len());
     }
 
     #[test]
