@@ -13,7 +13,7 @@ WANT=(
   hyperfine:hyperfine
   time:/usr/bin/time
   python3:python3
-  golang-github-containers-common:/usr/share/containers/seccomp.json
+  golang-github-containers-common:dpkg
 )
 
 have() {
