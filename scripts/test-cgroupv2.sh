@@ -43,8 +43,10 @@ else
 fi
 [ "$(id -u)" = 0 ] || { echo "test-cgroupv2: run as root" >&2; exit 1; }
 if [ "$where" = VM ]; then
-  # The guest sees the host's / read-only, but /tmp, /run, /dev, /proc, /sys are its own.
+  # The guest sees the host's / read-only, but /tmp, /run, /dev, /proc, /sys are its own;
+  # a repo there (a clean clone under /tmp, say) has its binaries staged below.
   case "$RUNTIME" in
+    "$REPO"/*) ;;
     /tmp/* | /run/* | /dev/* | /proc/* | /sys/*)
       echo "test-cgroupv2: the VM can't see $RUNTIME (its /tmp, /run, ... are the guest's own): put the runtime elsewhere" >&2
       exit 1 ;;
@@ -54,7 +56,8 @@ fi
 # Build on the host (never in the emulated VM) and find the test binaries.
 build_json=$(mktemp)
 log=$(mktemp)
-trap 'rm -f "$build_json" "$log"' EXIT
+stage=""
+trap 'rm -f "$build_json" "$log"; [ -z "$stage" ] || rm -rf "$stage"' EXIT
 test_args=()
 for t in "${TESTS[@]}"; do test_args+=(--test "$t"); done
 (cd "$REPO" && $CARGO test --release -p spec-tests --no-run --message-format=json "${test_args[@]}") >"$build_json"
@@ -90,14 +93,31 @@ for b in "$@"; do
 done
 exit $rc'
 
+pkgdir=$REPO/spec-tests
+if [ "$where" = VM ]; then
+  case "$REPO/" in
+    /tmp/* | /run/*)
+      # The guest mounts its own tmpfs over these, hiding a share there: copy what runs
+      # to a place the guest sees through its read-only view of the host's /.
+      stage=$(mktemp -d /var/tmp/berth-cgroupv2.XXXXXX)
+      cp "$RUNTIME" "$stage/runtime"
+      RUNTIME=$stage/runtime
+      staged=()
+      for b in "${bins[@]}"; do cp "$b" "$stage/"; staged+=("$stage/$(basename "$b")"); done
+      bins=("${staged[@]}")
+      pkgdir=$stage
+      ;;
+  esac
+fi
+
 start=$(date +%s)
 rc=0
 if [ "$where" = VM ]; then
   share=()
-  case "$REPO/" in /work/*) ;; *) share=(--share "$REPO") ;; esac
+  case "$REPO/" in /work/* | /tmp/* | /run/*) ;; *) share=(--share "$REPO") ;; esac
   echo "test-cgroupv2: running ${TESTS[*]} in a cgroup v2 VM ($VM_RUN), RUNTIME=$RUNTIME"
   "$VM_RUN" --timeout "$VM_TIMEOUT" "${share[@]}" -e "RUNTIME=$RUNTIME" -e RUST_BACKTRACE=1 \
-    -C "$REPO/spec-tests" -- sh -c "$runner" sh "$REPO/spec-tests" "$THREADS" "${bins[@]}" \
+    -C "$pkgdir" -- sh -c "$runner" sh "$pkgdir" "$THREADS" "${bins[@]}" \
     2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
 else
   echo "test-cgroupv2: running ${TESTS[*]} on this pure cgroup v2 host, RUNTIME=$RUNTIME"
