@@ -21,6 +21,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    const ALL: [Kind; 6] = [
+        Kind::Prestart,
+        Kind::CreateRuntime,
+        Kind::CreateContainer,
+        Kind::StartContainer,
+        Kind::Poststart,
+        Kind::Poststop,
+    ];
+
     pub fn field(self) -> &'static str {
         match self {
             Kind::Prestart => "prestart",
@@ -70,15 +79,7 @@ pub fn state_json(
 
 /// Checks the hooks at config load: absolute paths and sane timeouts.
 pub fn check(h: &Hooks) -> Result<()> {
-    use Kind::*;
-    for k in [
-        Prestart,
-        CreateRuntime,
-        CreateContainer,
-        StartContainer,
-        Poststart,
-        Poststop,
-    ] {
+    for k in Kind::ALL {
         for (i, hook) in k.list(h).iter().enumerate() {
             if !hook.path().is_absolute() {
                 bail!(
