@@ -8,6 +8,9 @@
 #
 # Measures (hyperfine, medians; each runtime has its own --root in a temp dir):
 #   run+delete   "run" of /bin/true, then "delete -f"
+#   run+delete-limits   the same with a memory and a pids limit
+#   run+delete-seccomp  the same with Podman's default seccomp profile
+#                (/usr/share/containers/seccomp.json converted as Podman does)
 #   create       "create" alone   (prepare: the container is absent)
 #   start        "start" alone    (prepare: the container is created)
 #   delete       "delete" alone   (prepare: the container ran and stopped)
@@ -24,7 +27,8 @@
 # Environment: BENCH_RUNS (runs per measure and runtime, default 30), BENCH_ROUNDS (3),
 # BENCH_WARMUP (3, per runtime in the first round), BENCH_CGROUP_VIEW (auto|host|legacy),
 # BENCH_OUT (raw results and table; default build/bench).
-# Needs root, hyperfine, python3, unshare, a static busybox (make deps installs them).
+# Needs root, hyperfine, python3, unshare, a static busybox and containers-common's
+# seccomp.json (make deps installs them).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,12 +39,14 @@ WARMUP=${BENCH_WARMUP:-3}
 VIEW=${BENCH_CGROUP_VIEW:-auto}
 OUT=${BENCH_OUT:-$REPO/build/bench}
 RUN_TIMEOUT=10
+SECCOMP_PROFILE=/usr/share/containers/seccomp.json  # golang-github-containers-common
 
 die() { echo "bench: $*" >&2; exit 1; }
 note() { echo "# $*" >&2; }
 
 [ "$(id -u)" = 0 ] || die "must run as root"
 for t in hyperfine python3 unshare timeout; do command -v $t >/dev/null || die "needs $t (make deps)"; done
+[ -r "$SECCOMP_PROFILE" ] || die "needs $SECCOMP_PROFILE (make deps)"
 case $RUNS$ROUNDS$WARMUP in *[!0-9]*) die "BENCH_RUNS, BENCH_ROUNDS and BENCH_WARMUP must be numbers" ;; esac
 if [ "$RUNS" -lt 1 ] || [ "$ROUNDS" -lt 1 ]; then die "BENCH_RUNS and BENCH_ROUNDS must be at least 1"; fi
 [ "$ROUNDS" -le "$RUNS" ] || ROUNDS=$RUNS
@@ -137,6 +143,61 @@ r["pids"] = {"limit": 1024}
 json.dump(c, open(sys.argv[2], "w"), indent=1)
 PY
 fi
+# The same bundle with Podman's default seccomp profile, converted to an OCI
+# linux.seccomp object the way Podman does it (containers/common pkg/seccomp): the
+# archMap entry of the native arch with its subArchitectures, and the syscalls whose
+# includes/excludes hold for this container's (bounding) capabilities, arch amd64 and
+# the running kernel.
+BS=$WORK/bundle-seccomp
+if [ ! -e "$BS/config.json" ]; then
+  mkdir -p "$BS"
+  python3 - "$B/config.json" "$BS/config.json" "$B/rootfs" "$SECCOMP_PROFILE" <<'PY'
+import json, os, re, sys
+c = json.load(open(sys.argv[1]))
+c["root"]["path"] = sys.argv[3]  # runc refuses a symlinked rootfs
+p = json.load(open(sys.argv[4]))
+arch, scmp_arch = "amd64", "SCMP_ARCH_X86_64"  # Go's GOARCH and libseccomp's name
+caps = set(c["process"]["capabilities"]["bounding"])
+def kver(v):
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:2])
+kernel = kver(os.uname().release)
+def holds(call):
+    inc, exc = call.get("includes") or {}, call.get("excludes") or {}
+    if arch in (exc.get("arches") or []) or caps & set(exc.get("caps") or []):
+        return False
+    if exc.get("minKernel") and kernel >= kver(exc["minKernel"]):
+        return False
+    if inc.get("arches") and arch not in inc["arches"]:
+        return False
+    if not set(inc.get("caps") or []) <= caps:
+        return False
+    if inc.get("minKernel") and kernel < kver(inc["minKernel"]):
+        return False
+    return True
+s = {"defaultAction": p["defaultAction"]}
+if p.get("defaultErrnoRet") is not None:
+    s["defaultErrnoRet"] = p["defaultErrnoRet"]
+s["architectures"] = []
+for a in p.get("archMap") or []:
+    if a["architecture"] == scmp_arch:
+        s["architectures"] = [a["architecture"]] + (a.get("subArchitectures") or [])
+s["syscalls"] = []
+for call in p.get("syscalls") or []:
+    if not holds(call):
+        continue
+    names = list(call.get("names") or []) + ([call["name"]] if call.get("name") else [])
+    if not names:
+        continue
+    e = {"names": names, "action": call["action"]}
+    if call.get("args"):
+        e["args"] = call["args"]
+    if call.get("errnoRet") is not None:
+        e["errnoRet"] = call["errnoRet"]
+    s["syscalls"].append(e)
+c["linux"]["seccomp"] = s
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PY
+fi
 
 # ------------------------------------------------------------------ cgroup view
 cgroup2_at_unified() {
@@ -200,9 +261,16 @@ timeout -s KILL $RUN_TIMEOUT $R run --bundle $BL $id-l </dev/null >/dev/null 2>&
 $R delete -f $id-l >/dev/null 2>&1
 exit \$rc
 EOF
+  cat > "$h/run_delete_seccomp.sh" <<EOF
+rc=0
+timeout -s KILL $RUN_TIMEOUT $R run --bundle $BS $id-s </dev/null >/dev/null 2>&1 || rc=\$?
+$R delete -f $id-s >/dev/null 2>&1
+exit \$rc
+EOF
   cat > "$h/absent.sh" <<EOF
 $R delete -f $id-r >/dev/null 2>&1
 $R delete -f $id-l >/dev/null 2>&1
+$R delete -f $id-s >/dev/null 2>&1
 $R delete -f $id >/dev/null 2>&1
 exit 0
 EOF
@@ -247,6 +315,7 @@ measure() {
       case $verb in
         run) a+=("sh $WORK/h/$l/run_delete.sh") ;;
         run-limits) a+=("sh $WORK/h/$l/run_delete_limits.sh") ;;
+        run-seccomp) a+=("sh $WORK/h/$l/run_delete_seccomp.sh") ;;
         create) a+=("${BINS[$i]} --root $WORK/root-$l create --bundle $B bench-$l") ;;
         *) a+=("${BINS[$i]} --root $WORK/root-$l $verb bench-$l") ;;
       esac
@@ -259,6 +328,7 @@ measure() {
 }
 measure run+delete run absent
 measure run+delete-limits run-limits absent
+measure run+delete-seccomp run-seccomp absent
 measure create create absent
 measure start start created
 measure delete delete stopped
@@ -273,7 +343,7 @@ for i in "${OK[@]}"; do labels+=("${LABELS[$i]}"); done
   python3 - "$OUT" "${labels[@]}" <<'PY'
 import glob, json, os, statistics, sys
 out, labels = sys.argv[1], sys.argv[2:]
-measures = ["run+delete", "run+delete-limits", "create", "start", "delete"]
+measures = ["run+delete", "run+delete-limits", "run+delete-seccomp", "create", "start", "delete"]
 med, fails = {}, {}
 for m in measures:
     for f in sorted(glob.glob(os.path.join(out, m + ".*.json"))):
@@ -309,6 +379,10 @@ for m in measures:
     ratios = ", ".join("%s/%s %s" % (base, o, "%.2f" % (ms(m, base) / ms(m, o)) if ms(m, base) and ms(m, o) else "-")
                        for o in others)
     print("%s: %s%s" % (m, times, "; " + ratios if ratios else ""))
+def cost(l):
+    a, b = ms("run+delete-seccomp", l), ms("run+delete", l)
+    return "-" if a is None or b is None else "%+.1f ms" % (a - b)
+print("seccomp cost: " + ", ".join("%s %s" % (l, cost(l)) for l in labels))
 PY
 } | tee "$OUT/table.txt"
 echo "# raw hyperfine results: $OUT" >&2

@@ -19,6 +19,7 @@ mod log;
 mod namespaces;
 mod process;
 mod rootfs;
+mod sched;
 mod security;
 mod sys;
 mod sysctl;

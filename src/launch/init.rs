@@ -12,7 +12,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 use super::{sync, Launch};
 use crate::bundle::new_namespace;
 use crate::namespaces::Plan;
-use crate::{hooks, process, rootfs, sys, tty};
+use crate::{hooks, process, rootfs, sched, sys, tty};
 
 fn exit(code: i32) -> ! {
     // _exit: no atexit handlers or buffered output of the runtime's run twice.
@@ -158,6 +158,23 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
     rootfs::finish(spec)?;
 
     process::apply_rlimits(proc_.rlimits().as_deref().unwrap_or(&[]))?;
+    // While init still holds its capabilities (a real-time policy needs CAP_SYS_NICE).
+    let linux = spec.linux().as_ref();
+    if let Some(p) = linux.and_then(|x| x.personality().as_ref()) {
+        sched::set_personality(p)?;
+    }
+    if let Some(s) = proc_.scheduler() {
+        sched::set_scheduler(s)?;
+    }
+    if let Some(io) = proc_.io_priority() {
+        sched::set_io_priority(io)?;
+    }
+    if let Some(m) = linux.and_then(|x| x.memory_policy().as_ref()) {
+        sched::set_memory_policy(m)?;
+    }
+    if let Some(a) = proc_.exec_cpu_affinity() {
+        sched::set_cpu_affinity(a)?;
+    }
     let nnp = proc_.no_new_privileges().unwrap_or(false);
     // The kernel takes a filter from a process with no_new_privs or with CAP_SYS_ADMIN.
     // Without no_new_privs that means now, before the capabilities go (as runc); with it,
