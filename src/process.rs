@@ -225,3 +225,117 @@ mod tests {
         assert!(find_executable("no-such-program-x", &env).is_err());
     }
 }
+
+/// CVE-2019-5736: until execve, init's /proc/self/exe is the runtime's own binary on the
+/// host. A container program that is, or whose `#!` interpreter or ELF interpreter is, that
+/// binary (a symlink or `#!/proc/self/exe`) would run the runtime inside the container,
+/// which could then reopen the host binary for writing through /proc/self/exe. berth does
+/// not re-exec itself from a sealed copy (that costs every start); it refuses such a program
+/// instead, following `#!` and PT_INTERP chains as the kernel would.
+pub fn refuse_runtime_exe(program: &Path, runtime: (u64, u64)) -> Result<()> {
+    check_exe_chain(program, runtime, 0)
+}
+
+fn check_exe_chain(path: &Path, runtime: (u64, u64), depth: u32) -> Result<()> {
+    // The kernel allows 4 levels of interpreters (BINPRM_MAX_RECURSION) plus the ELF one.
+    if depth > 6 {
+        return Ok(());
+    }
+    let Ok(st) = nix::sys::stat::stat(path) else {
+        return Ok(());
+    };
+    if (st.st_dev, st.st_ino) == runtime {
+        bail!(
+            "process.args[0]: {} leads to the runtime's own binary (CVE-2019-5736): refused",
+            path.display()
+        );
+    }
+    let mut head = [0u8; 4096];
+    let n = match std::fs::File::open(path).and_then(|mut f| {
+        use std::io::Read;
+        f.read(&mut head)
+    }) {
+        Ok(n) => n,
+        Err(_) => return Ok(()),
+    };
+    let head = &head[..n];
+    if let Some(rest) = head.strip_prefix(b"#!") {
+        let line = rest.split(|b| *b == b'\n').next().unwrap_or(&[]);
+        let line = String::from_utf8_lossy(line);
+        if let Some(interp) = line.split_whitespace().next() {
+            check_exe_chain(Path::new(interp), runtime, depth + 1)?;
+        }
+    } else if let Some(interp) = elf_interpreter(path, head) {
+        check_exe_chain(&interp, runtime, depth + 1)?;
+    }
+    Ok(())
+}
+
+/// The PT_INTERP path of a 64-bit little-endian ELF file, if it has one.
+fn elf_interpreter(path: &Path, head: &[u8]) -> Option<PathBuf> {
+    if head.len() < 64 || &head[..4] != b"\x7fELF" || head[4] != 2 || head[5] != 1 {
+        return None;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([head[o], head[o + 1]]) as usize;
+    let u64_at = |b: &[u8], o: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
+    };
+    let phoff = u64_at(head, 0x20)? as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    for i in 0..phnum.min(64) {
+        let o = phoff + i * phentsize;
+        let ph = head.get(o..o + 56)?;
+        if u32::from_le_bytes(ph[..4].try_into().ok()?) == 3 {
+            let (off, size) = (u64_at(ph, 8)? as usize, u64_at(ph, 32)? as usize);
+            let mut buf = vec![0u8; size.min(4096)];
+            use std::io::{Read, Seek, SeekFrom};
+            let mut f = std::fs::File::open(path).ok()?;
+            f.seek(SeekFrom::Start(off as u64)).ok()?;
+            f.read_exact(&mut buf).ok()?;
+            let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+            return Some(PathBuf::from(
+                String::from_utf8_lossy(&buf[..end]).into_owned(),
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod exe_tests {
+    use super::*;
+
+    fn id(p: &Path) -> (u64, u64) {
+        let st = nix::sys::stat::stat(p).unwrap();
+        (st.st_dev, st.st_ino)
+    }
+
+    #[test]
+    fn symlink_script_and_elf_chains_are_refused() {
+        let d = std::env::temp_dir().join(format!("berth-exe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        // Stand-in for the runtime's binary: /bin/true's inode.
+        let rt = id(Path::new("/bin/true"));
+        std::os::unix::fs::symlink("/bin/true", d.join("link")).unwrap();
+        std::fs::write(d.join("script"), "#!/bin/true -x\n").unwrap();
+        std::fs::write(
+            d.join("script2"),
+            format!("#!{}\n", d.join("script").display()),
+        )
+        .unwrap();
+        assert!(refuse_runtime_exe(&d.join("link"), rt).is_err());
+        assert!(refuse_runtime_exe(&d.join("script"), rt).is_err());
+        assert!(refuse_runtime_exe(&d.join("script2"), rt).is_err());
+        // An ELF program whose interpreter is the "runtime": a dynamic binary's ld.so.
+        let interp = elf_interpreter(
+            Path::new("/bin/ls"),
+            &std::fs::read("/bin/ls").unwrap()[..4096],
+        );
+        let interp = interp.expect("/bin/ls has an ELF interpreter");
+        assert!(refuse_runtime_exe(Path::new("/bin/ls"), id(&interp)).is_err());
+        // Ordinary programs pass.
+        assert!(refuse_runtime_exe(Path::new("/bin/ls"), rt).is_ok());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -76,6 +76,10 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
     // Modes in config.json (devices, tmpfs) are meant exactly; umask is set for the process
     // itself just before exec.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    // Who we are on the host, for the CVE-2019-5736 check before execve.
+    let runtime_exe = nix::sys::stat::stat("/proc/self/exe")
+        .map(|st| (st.st_dev, st.st_ino))
+        .context("stat /proc/self/exe")?;
     if let Some(adj) = proc_.oom_score_adj() {
         // Through the host's procfs, before pivot_root, for this process's own entry.
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
@@ -216,6 +220,7 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
     let env = process::environment(proc_);
     let args = proc_.args().as_deref().expect("checked by bundle");
     let exe = process::find_executable(&args[0], &env)?;
+    process::refuse_runtime_exe(&exe, runtime_exe)?;
     let exe = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes())
         .map_err(|_| anyhow!("process.args[0] contains a NUL byte"))?;
     let argv = process::cstrings(args)?;
