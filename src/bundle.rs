@@ -233,16 +233,12 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
     if let Some(s) = linux.seccomp() {
         crate::security::seccomp::check(s)?;
     }
-    if linux.intel_rdt().is_some() {
-        bail!("linux.intelRdt: Intel RDT is not built into berth yet");
+    if linux.intel_rdt().is_some() && !std::path::Path::new("/sys/fs/resctrl/schemata").exists() {
+        bail!(
+            "linux.intelRdt: resctrl is not mounted at /sys/fs/resctrl on this host (no Intel RDT)"
+        );
     }
-    if linux
-        .mount_label()
-        .as_deref()
-        .is_some_and(|l| !l.is_empty())
-    {
-        bail!("linux.mountLabel: SELinux labels are not built into berth yet");
-    }
+    crate::security::lsm::check(spec)?;
     if let Some(cg) = linux.cgroups_path() {
         let s = cg.to_string_lossy();
         if s.split('/').any(|c| c == "..") {
@@ -282,15 +278,6 @@ fn check_process(spec: &Spec) -> Result<()> {
                 r.hard()
             );
         }
-    }
-    if p.apparmor_profile()
-        .as_deref()
-        .is_some_and(|s| !s.is_empty())
-    {
-        bail!("process.apparmorProfile: AppArmor is not built into berth yet");
-    }
-    if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
-        bail!("process.selinuxLabel: SELinux is not built into berth yet");
     }
     if let Some(adj) = p.oom_score_adj() {
         if !(-1000..=1000).contains(&adj) {

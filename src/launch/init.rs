@@ -133,6 +133,8 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
     if let Some(s) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         crate::sysctl::apply(s).context("linux.sysctl")?;
     }
+    // Through the host's procfs, before the container's /proc takes its place.
+    crate::security::lsm::set_exec_labels(proc_)?;
     rootfs::pivot_into(root.as_fd(), l.no_pivot).context("pivot_root")?;
     drop(root);
     if terminal {

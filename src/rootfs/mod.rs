@@ -85,6 +85,9 @@ pub fn prepare(s: &mut Setup) -> Result<OwnedFd> {
         cgroup_sources: s.cgroup_sources,
         cgroup_v2: s.cgroup_v2,
         new_cgroupns: s.new_cgroupns,
+        mount_label: linux
+            .and_then(|l| l.mount_label().as_deref())
+            .filter(|l| !l.is_empty()),
     };
     let mounts = s.spec.mounts().as_deref().unwrap_or(&[]);
     for (i, m) in mounts.iter().enumerate() {

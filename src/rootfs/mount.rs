@@ -209,6 +209,8 @@ pub struct MountContext<'a> {
     pub cgroup_sources: &'a [(String, PathBuf)],
     pub cgroup_v2: bool,
     pub new_cgroupns: bool,
+    /// linux.mountLabel: the SELinux context of the filesystems the runtime creates.
+    pub mount_label: Option<&'a str>,
 }
 
 /// Flags a mount already has that a remount must keep: inside a user namespace the kernel
@@ -299,7 +301,13 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
     } else {
         let target = create_in_root(ctx.root, dest, false)?;
         refuse_procfs_target(target.as_fd(), dest, typ)?;
-        let data = o.data.join(",");
+        let mut data = o.data.clone();
+        if let Some(label) = ctx.mount_label {
+            if matches!(typ, "tmpfs" | "devpts" | "mqueue") {
+                data.push(format!("context=\"{label}\""));
+            }
+        }
+        let data = data.join(",");
         let source = m
             .source()
             .as_ref()
