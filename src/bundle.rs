@@ -239,6 +239,9 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
         );
     }
     crate::security::lsm::check(spec)?;
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        bail!("linux.netDevices: moving host network devices is not built into berth yet");
+    }
     if let Some(cg) = linux.cgroups_path() {
         let s = cg.to_string_lossy();
         if s.split('/').any(|c| c == "..") {

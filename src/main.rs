@@ -17,7 +17,6 @@ mod hooks;
 mod launch;
 mod log;
 mod namespaces;
-mod netdev;
 mod process;
 mod rootfs;
 mod sched;
