@@ -239,8 +239,11 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
         );
     }
     crate::security::lsm::check(spec)?;
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        bail!("linux.netDevices: moving host network devices is not built into berth yet");
+    if let Some(devs) = linux.net_devices().as_ref().filter(|d| !d.is_empty()) {
+        if !new_namespace(spec, LinuxNamespaceType::Network) {
+            bail!("linux.netDevices: moving host devices needs a new network namespace");
+        }
+        crate::netdev::check(devs)?;
     }
     if let Some(cg) = linux.cgroups_path() {
         let s = cg.to_string_lossy();

@@ -17,6 +17,7 @@ mod hooks;
 mod launch;
 mod log;
 mod namespaces;
+mod netdev;
 mod process;
 mod rootfs;
 mod sched;

@@ -117,6 +117,21 @@ fn parent(
         return Err(e.context("put the container in its cgroup"));
     }
     let spec = &l.bundle.spec;
+    if let Some(devs) = spec
+        .linux()
+        .as_ref()
+        .and_then(|x| x.net_devices().as_ref())
+        .filter(|d| !d.is_empty())
+    {
+        // From the runtime, into init's network namespace, before any hook sees it.
+        let ns = crate::sys::open(
+            format!("/proc/{pid}/ns/net").as_str(),
+            nix::fcntl::OFlag::O_RDONLY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .context("open the container's network namespace")?;
+        crate::netdev::move_into(devs, ns.as_fd())?;
+    }
     let state = hooks::state_json(
         spec.version(),
         l.id,
