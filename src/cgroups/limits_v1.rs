@@ -10,9 +10,7 @@ use nix::errno::Errno;
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxRdma, LinuxResources};
 
 use super::limits_v2;
-use super::resources::{
-    bytes, device_lines, devno, errno_of, get, nz_i, nz_u, pids_max, set, wanted, Ctl,
-};
+use super::resources::{bytes, device_lines, devno, errno_of, get, nz_i, nz_u, set, wanted, Ctl};
 use super::v1::has_controller;
 use super::Dir;
 
@@ -59,15 +57,7 @@ fn apply_ctl(ctl: Ctl, p: &Path, r: &LinuxResources) -> Result<()> {
         Ctl::Devices => devices(p, r.devices().as_deref().unwrap_or_default()),
         Ctl::Memory => memory(p, r.memory().as_ref().expect("wanted")),
         Ctl::Cpu => cpu(p, r.cpu().as_ref().expect("wanted")),
-        Ctl::Pids => {
-            let limit = r.pids().as_ref().expect("wanted").limit();
-            set(
-                p,
-                "pids.max",
-                &pids_max(limit)?,
-                "linux.resources.pids.limit",
-            )
-        }
+        Ctl::Pids => limits_v2::pids(p, r),
         Ctl::Blkio => blkio(p, r.block_io().as_ref().expect("wanted")),
         Ctl::Hugetlb => {
             limits_v2::hugetlb(p, r.hugepage_limits().as_deref().unwrap_or_default(), false)

@@ -126,15 +126,7 @@ pub(super) fn apply_ctl(ctl: Ctl, p: &Path, r: &LinuxResources) -> Result<()> {
         Ctl::Cpuset => cpuset(p, r.cpu().as_ref().expect("wanted")),
         Ctl::Memory => memory(p, r.memory().as_ref().expect("wanted")),
         Ctl::Cpu => cpu(p, r.cpu().as_ref().expect("wanted")),
-        Ctl::Pids => {
-            let limit = r.pids().as_ref().expect("wanted").limit();
-            set(
-                p,
-                "pids.max",
-                &pids_max(limit)?,
-                "linux.resources.pids.limit",
-            )
-        }
+        Ctl::Pids => pids(p, r),
         Ctl::Blkio => io(p, r.block_io().as_ref().expect("wanted")),
         Ctl::Hugetlb => hugetlb(p, r.hugepage_limits().as_deref().unwrap_or_default(), true),
         Ctl::Rdma => rdma(p, r.rdma().as_ref().expect("wanted")),
@@ -142,6 +134,17 @@ pub(super) fn apply_ctl(ctl: Ctl, p: &Path, r: &LinuxResources) -> Result<()> {
             bail!("{}: not a cgroup v2 controller", ctl.field())
         }
     }
+}
+
+/// pids.max, the same file on v1 and v2.
+pub(super) fn pids(p: &Path, r: &LinuxResources) -> Result<()> {
+    let limit = r.pids().as_ref().expect("wanted").limit();
+    set(
+        p,
+        "pids.max",
+        &pids_max(limit)?,
+        "linux.resources.pids.limit",
+    )
 }
 
 /// cpuset.cpus and cpuset.mems, the same on v1 and v2 (v1 hierarchies mounted with

@@ -1,7 +1,6 @@
 //! Cgroup placement behind one trait, with v1 (legacy and hybrid) and v2 backends.
 //!
 //! INTERFACE (used by launch/ and container/; keep these signatures):
-//! - `detect() -> Result<Mode>`: unified, hybrid or legacy, read from the host at run time.
 //! - `resolve_path(cgroups_path: Option<&str>, id: &str) -> Result<String>`: the cgroup path
 //!   the container gets ("/berth/ID" by default; absolute as given; relative joined under
 //!   berth's own cgroup). The result is absolute and stored in the state file.
@@ -107,10 +106,6 @@ pub trait Cgroup {
     fn kill_atomic(&self) -> Result<bool> {
         Ok(false)
     }
-}
-
-pub fn detect() -> Result<Mode> {
-    Ok(Host::read()?.mode)
 }
 
 pub fn resolve_path(cgroups_path: Option<&str>, id: &str) -> Result<String> {

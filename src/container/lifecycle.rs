@@ -116,7 +116,6 @@ fn create_bundle(
             .as_deref(),
         id,
     )?;
-    let cgroup_v2 = cgroups::detect()? == cgroups::Mode::Unified;
     let cg = cgroups::open(&cgroup_path)?;
 
     let dir = store.create_dir(id)?;
@@ -148,6 +147,8 @@ fn create_bundle(
     cg.create()
         .with_context(|| format!("create cgroup {}", c.state.cgroup_path))?;
     let cgroup_sources = cg.mount_sources()?;
+    // One unnamed source is the single cgroup2 tree: no second read of the host's mounts.
+    let cgroup_v2 = matches!(cgroup_sources.as_slice(), [(name, _)] if name.is_empty());
     undo.cgroup = Some(cg);
     // Always: the device policy (deny all but the defaults) applies to every container.
     undo.cgroup
