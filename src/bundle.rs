@@ -14,6 +14,9 @@ pub struct Bundle {
     /// Absolute, canonical root filesystem directory.
     pub rootfs: PathBuf,
     pub spec: Spec,
+    /// config.json as read: kept in the state directory for `exec`, which must see the
+    /// container as it was created even if the bundle changed since.
+    pub raw: Vec<u8>,
 }
 
 pub fn load(dir: &Path) -> Result<Bundle> {
@@ -28,12 +31,23 @@ pub fn load(dir: &Path) -> Result<Bundle> {
     let spec = parse(&text).with_context(|| format!("bundle {}: config.json", dir.display()))?;
     let rootfs =
         check(&spec, &dir).with_context(|| format!("bundle {}: config.json", dir.display()))?;
-    Ok(Bundle { dir, rootfs, spec })
+    Ok(Bundle {
+        dir,
+        rootfs,
+        spec,
+        raw: text,
+    })
 }
 
 /// Parses config.json; a type error names the field by its JSON path
 /// (`linux.resources.memory.limit: invalid type: ...`).
 pub fn parse(text: &[u8]) -> Result<Spec> {
+    parse_json(text)
+}
+
+/// Parses any part of the spec (a config.json, an exec's process.json) with its JSON path in
+/// the error.
+pub fn parse_json<T: serde::de::DeserializeOwned>(text: &[u8]) -> Result<T> {
     let de = &mut serde_json::Deserializer::from_slice(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -110,7 +124,11 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
         bail!("root.path: the host's / cannot be a container's root");
     }
 
-    check_process(spec)?;
+    let p = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| anyhow!("process: missing (create needs a process to run)"))?;
+    check_process(p, "process.")?;
     if let Some(h) = spec.hooks() {
         crate::hooks::check(h)?;
     }
@@ -254,32 +272,30 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
     Ok(rootfs)
 }
 
-fn check_process(spec: &Spec) -> Result<()> {
-    let p = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| anyhow!("process: missing (create needs a process to run)"))?;
+/// Checks a process (config.json's, or an exec's); `at` is the JSON path it sits at
+/// ("process." or "" for a process.json of its own).
+pub fn check_process(p: &oci_spec::runtime::Process, at: &str) -> Result<()> {
     match p.args().as_deref() {
         Some([first, ..]) if !first.is_empty() => {}
-        _ => bail!("process.args: must name the program to run"),
+        _ => bail!("{at}args: must name the program to run"),
     }
     if !p.cwd().is_absolute() {
-        bail!("process.cwd: {:?} is not an absolute path", p.cwd());
+        bail!("{at}cwd: {:?} is not an absolute path", p.cwd());
     }
     for (i, e) in p.env().as_deref().unwrap_or(&[]).iter().enumerate() {
         if !e.contains('=') || e.starts_with('=') {
-            bail!("process.env[{i}]: {e:?} is not KEY=VALUE");
+            bail!("{at}env[{i}]: {e:?} is not KEY=VALUE");
         }
     }
     let mut seen = Vec::new();
     for (i, r) in p.rlimits().as_deref().unwrap_or(&[]).iter().enumerate() {
         if seen.contains(&r.typ()) {
-            bail!("process.rlimits[{i}].type: duplicate {:?}", r.typ());
+            bail!("{at}rlimits[{i}].type: duplicate {:?}", r.typ());
         }
         seen.push(r.typ());
         if r.soft() > r.hard() {
             bail!(
-                "process.rlimits[{i}]: soft limit {} is above hard limit {}",
+                "{at}rlimits[{i}]: soft limit {} is above hard limit {}",
                 r.soft(),
                 r.hard()
             );
@@ -287,7 +303,7 @@ fn check_process(spec: &Spec) -> Result<()> {
     }
     if let Some(adj) = p.oom_score_adj() {
         if !(-1000..=1000).contains(&adj) {
-            bail!("process.oomScoreAdj: {adj} is outside -1000..1000");
+            bail!("{at}oomScoreAdj: {adj} is outside -1000..1000");
         }
     }
     Ok(())

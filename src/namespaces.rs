@@ -24,6 +24,57 @@ pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
     }
 }
 
+/// The entry of /proc/PID/ns/ that names a process's namespace of type `t`.
+pub fn proc_file(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// The namespaces of a running container, to be joined by a process exec'd into it: every
+/// type its config lists (created or joined at create), opened through its init before any
+/// fork. User comes last, for the reason `Plan::joins` gives.
+pub fn open_of_process(spec: &Spec, pid: i32) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> {
+    let mut types: Vec<LinuxNamespaceType> = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_deref())
+        .unwrap_or(&[])
+        .iter()
+        .map(|n| n.typ())
+        .collect();
+    types.sort_by_key(|t| *t == LinuxNamespaceType::User);
+    types.dedup();
+    let mut out = Vec::with_capacity(types.len());
+    for t in types {
+        let path = format!("/proc/{pid}/ns/{}", proc_file(t));
+        let fd = crate::sys::open(
+            path.as_str(),
+            OFlag::O_RDONLY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("open the container's {} namespace ({path})", ns_name(t)))?;
+        out.push((t, fd));
+    }
+    Ok(out)
+}
+
+/// Joins namespaces opened by `open_of_process`.
+pub fn join_all(joins: &[(LinuxNamespaceType, OwnedFd)]) -> Result<()> {
+    for (t, fd) in joins {
+        nix::sched::setns(fd.as_fd(), clone_flag(*t))
+            .with_context(|| format!("join the container's {} namespace", ns_name(*t)))?;
+    }
+    Ok(())
+}
+
 /// The namespace work of one container, prepared in the runtime before it forks.
 pub struct Plan {
     /// Namespaces to join: fds opened before the fork, non-user ones first, user last, so the

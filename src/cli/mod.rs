@@ -77,6 +77,64 @@ pub enum Command {
     Events(EventsArgs),
     /// Change the resource limits of a running container.
     Update(update::UpdateArgs),
+    /// Run another process in a created or running container.
+    Exec(ExecArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// A unix socket to send the pty master to (with --tty).
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Working directory in the container.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE).
+    #[arg(long, short = 'e')]
+    pub env: Vec<String>,
+    /// Allocate a pseudo-terminal.
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// UID[:GID] to run as.
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// An additional group id.
+    #[arg(long = "additional-gids", short = 'g')]
+    pub additional_gids: Vec<u32>,
+    /// A process.json to run (the other process flags are then ignored, as with runc).
+    #[arg(long, short = 'p')]
+    pub process: Option<PathBuf>,
+    /// Return once the process runs instead of waiting for it.
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// Write the process's pid to this file.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// SELinux label for the process.
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// AppArmor profile for the process.
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Add a capability (CAP_NET_ADMIN) to the bounding, effective and permitted sets.
+    #[arg(long, short = 'c')]
+    pub cap: Vec<String>,
+    /// Pass this many fds after stdio (3, 4, ...) to the process.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Run the process in a sub-cgroup (not built yet: refused).
+    #[arg(long)]
+    pub cgroup: Option<String>,
+    /// Allow exec in a paused container (the process starts frozen).
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    pub id: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -234,6 +292,16 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Ps(a) => ps::print(&store, &a.id, &a.format, &a.ps_args),
         Command::Events(a) => events::run(&store, &a.id, a.stats, &a.interval),
         Command::Update(a) => update::run(&store, &a),
+        Command::Exec(a) => {
+            if let Some(cg) = &a.cgroup {
+                bail!(
+                    "exec {}: --cgroup {cg}: sub-cgroups for exec are not built into berth yet",
+                    a.id
+                );
+            }
+            let id = a.id.clone();
+            container::exec(&store, &id, &a.into())
+        }
         Command::Features => {
             println!(
                 "{}",
@@ -253,6 +321,29 @@ impl From<CreateArgs> for container::CreateOptions {
             preserve_fds: a.preserve_fds,
             no_pivot: a.no_pivot,
             no_new_keyring: a.no_new_keyring,
+        }
+    }
+}
+
+impl From<ExecArgs> for container::ExecOptions {
+    fn from(a: ExecArgs) -> Self {
+        container::ExecOptions {
+            process: a.process,
+            args: a.command,
+            tty: a.tty,
+            console_socket: a.console_socket,
+            detach: a.detach,
+            pid_file: a.pid_file,
+            cwd: a.cwd,
+            env: a.env,
+            user: a.user,
+            additional_gids: a.additional_gids,
+            caps: a.cap,
+            no_new_privs: a.no_new_privs,
+            apparmor: a.apparmor,
+            process_label: a.process_label,
+            preserve_fds: a.preserve_fds,
+            ignore_paused: a.ignore_paused,
         }
     }
 }

@@ -143,6 +143,8 @@ fn create_bundle(
         dir: dir.clone(),
     };
     save(&c)?;
+    std::fs::write(dir.join("config.json"), &b.raw)
+        .with_context(|| format!("keep config.json in {}", dir.display()))?;
     let fifo = make_exec_fifo(&c.exec_fifo())?;
     cg.create()
         .with_context(|| format!("create cgroup {}", c.state.cgroup_path))?;

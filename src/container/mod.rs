@@ -9,9 +9,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
+mod exec;
 mod lifecycle;
 mod store;
 
+pub use exec::{exec, ExecOptions};
 pub use lifecycle::{create, delete, kill, parse_signal, pause, resume, run, start, CreateOptions};
 pub use store::Store;
 

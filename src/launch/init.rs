@@ -9,10 +9,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use nix::unistd::{ForkResult, Gid, Uid};
 use oci_spec::runtime::LinuxNamespaceType;
 
-use super::{sync, Launch};
+use super::{program, sync, Launch};
 use crate::bundle::new_namespace;
 use crate::namespaces::Plan;
-use crate::{hooks, process, rootfs, sched, sys, tty};
+use crate::{hooks, rootfs, sys, tty};
 
 fn exit(code: i32) -> ! {
     // _exit: no atexit handlers or buffered output of the runtime's run twice.
@@ -163,74 +163,13 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
     }
     rootfs::finish(spec)?;
 
-    process::apply_rlimits(proc_.rlimits().as_deref().unwrap_or(&[]))?;
-    // While init still holds its capabilities (a real-time policy needs CAP_SYS_NICE).
-    let linux = spec.linux().as_ref();
-    if let Some(p) = linux.and_then(|x| x.personality().as_ref()) {
-        sched::set_personality(p)?;
-    }
-    if let Some(s) = proc_.scheduler() {
-        sched::set_scheduler(s)?;
-    }
-    if let Some(io) = proc_.io_priority() {
-        sched::set_io_priority(io)?;
-    }
-    if let Some(m) = linux.and_then(|x| x.memory_policy().as_ref()) {
-        sched::set_memory_policy(m)?;
-    }
-    if let Some(a) = proc_.exec_cpu_affinity() {
-        sched::set_cpu_affinity(a)?;
-    }
-    let nnp = proc_.no_new_privileges().unwrap_or(false);
-    // The kernel takes a filter from a process with no_new_privs or with CAP_SYS_ADMIN.
-    // Without no_new_privs that means now, before the capabilities go (as runc); with it,
-    // as late as possible: right before execve, or before "ready" when the runtime must
-    // pass a notify listener on.
-    let notify = l.seccomp.as_ref().is_some_and(|f| f.uses_notify());
-    let load_seccomp = || -> Result<()> {
-        if let Some(f) = &l.seccomp {
-            if let Some(fd) = f.load().context("linux.seccomp: load the filter")? {
-                sync::send_fd(s2.as_fd(), "seccomp", fd.as_fd())?;
-            }
-        }
-        Ok(())
-    };
-    if !nnp {
-        load_seccomp()?;
-    }
-    let caps = proc_.capabilities().as_ref();
-    process::drop_bounding(caps)?;
-    let setgroups_allowed = true;
-    process::set_user(proc_, setgroups_allowed)?;
-    let cwd = proc_.cwd();
-    nix::unistd::chdir(cwd).map_err(|e| anyhow!("process.cwd: chdir {}: {e}", cwd.display()))?;
-    // CVE-2024-21626: a cwd reached through an fd the runtime still holds would lie outside
-    // the container's root; the kernel then reports it as unreachable.
-    match nix::unistd::getcwd() {
-        Ok(p) if p.is_absolute() => {}
-        _ => bail!(
-            "process.cwd: {} resolves outside the container's root",
-            cwd.display()
-        ),
-    }
-    process::set_capabilities(caps)?;
-    let umask = proc_.user().umask().unwrap_or(0o022);
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask & 0o777));
-    if nnp {
-        nix::sys::prctl::set_no_new_privs().context("process.noNewPrivileges")?;
-    }
-    let env = process::environment(proc_);
-    let args = proc_.args().as_deref().expect("checked by bundle");
-    let exe = process::find_executable(&args[0], &env)?;
-    process::refuse_runtime_exe(&exe, runtime_exe)?;
-    let exe = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes())
-        .map_err(|_| anyhow!("process.args[0] contains a NUL byte"))?;
-    let argv = process::cstrings(args)?;
-    let envp = process::cstrings(&env)?;
-    sys::reset_signals();
-    if nnp && notify {
-        load_seccomp()?;
-    }
+    let prepared = program::prepare(
+        proc_,
+        spec.linux().as_ref(),
+        l.seccomp.as_ref(),
+        s2.as_fd(),
+        runtime_exe,
+    )?;
 
     sync::send(s2.as_fd(), "ready")?;
     // Blocks until `start` writes a byte: create must not run the user's program.
@@ -251,19 +190,12 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
         hooks::Kind::StartContainer,
         &hook_state,
     )?;
-    for fd in 3..3 + l.preserve_fds as i32 {
-        let _ = sys::clear_cloexec(fd);
-    }
-    sys::cloexec_from(3 + l.preserve_fds).context("mark fds close-on-exec")?;
-    if nnp && !notify {
-        // Last step before execve; an error now can only go to stderr (the runtime is gone).
-        if let Err(e) = load_seccomp() {
-            eprintln!("berth: {e:#}");
-            exit(1);
-        }
-    }
-    let e = nix::unistd::execve(&exe, &argv, &envp).unwrap_err();
+    let internal = [
+        s2.as_raw_fd(),
+        l.exec_fifo.as_ref().map_or(-1, |f| f.as_raw_fd()),
+    ];
+    let e = program::exec(&prepared, l.seccomp.as_ref(), l.preserve_fds, &internal);
     // The runtime is gone by now: stderr is the only place left to say why.
-    eprintln!("berth: exec {:?}: {e}", args[0]);
+    eprintln!("berth: {e:#}");
     exit(127)
 }

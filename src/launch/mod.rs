@@ -32,8 +32,12 @@ use crate::cgroups::Cgroup;
 use crate::hooks;
 use crate::namespaces::Plan;
 
+mod exec;
 mod init;
+mod program;
 mod sync;
+
+pub use exec::{exec, Exec};
 
 /// Everything the forked processes need, prepared before the fork.
 pub struct Launch<'a> {

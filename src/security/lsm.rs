@@ -25,18 +25,8 @@ pub fn selinux_enabled() -> bool {
 
 /// At config load.
 pub fn check(spec: &oci_spec::runtime::Spec) -> Result<()> {
-    let p = spec.process().as_ref();
-    if p.and_then(|p| p.apparmor_profile().as_deref())
-        .is_some_and(|s| !s.is_empty())
-        && !apparmor_enabled()
-    {
-        bail!("process.apparmorProfile: AppArmor is not enabled on this host");
-    }
-    if p.and_then(|p| p.selinux_label().as_deref())
-        .is_some_and(|s| !s.is_empty())
-        && !selinux_enabled()
-    {
-        bail!("process.selinuxLabel: SELinux is not enabled on this host");
+    if let Some(p) = spec.process() {
+        check_process(p, "process.")?;
     }
     let mount_label = spec
         .linux()
@@ -44,6 +34,21 @@ pub fn check(spec: &oci_spec::runtime::Spec) -> Result<()> {
         .and_then(|l| l.mount_label().as_deref());
     if mount_label.is_some_and(|s| !s.is_empty()) && !selinux_enabled() {
         bail!("linux.mountLabel: SELinux is not enabled on this host");
+    }
+    Ok(())
+}
+
+/// The labels of one process (config.json's or an exec's); `at` is its JSON path.
+pub fn check_process(p: &oci_spec::runtime::Process, at: &str) -> Result<()> {
+    if p.apparmor_profile()
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+        && !apparmor_enabled()
+    {
+        bail!("{at}apparmorProfile: AppArmor is not enabled on this host");
+    }
+    if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) && !selinux_enabled() {
+        bail!("{at}selinuxLabel: SELinux is not enabled on this host");
     }
     Ok(())
 }
