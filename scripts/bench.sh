@@ -14,6 +14,7 @@
 #   create       "create" alone   (prepare: the container is absent)
 #   start        "start" alone    (prepare: the container is created)
 #   delete       "delete" alone   (prepare: the container ran and stopped)
+#   exec         "exec ID /bin/true" in the foreground (prepare: a container runs sleep)
 # The runs of a measure are split into rounds; each round is one hyperfine call with
 # every runtime, and the order of the runtimes rotates from round to round, so drift in
 # the machine's load hits all of them alike.
@@ -140,6 +141,18 @@ c["root"]["path"] = sys.argv[3]  # runc refuses a symlinked rootfs
 r = c["linux"].setdefault("resources", {})
 r["memory"] = {"limit": 256 * 1024 * 1024}
 r["pids"] = {"limit": 1024}
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PY
+fi
+# The same bundle running sleep, for exec to go into.
+BX=$WORK/bundle-exec
+if [ ! -e "$BX/config.json" ]; then
+  mkdir -p "$BX"
+  python3 - "$B/config.json" "$BX/config.json" "$B/rootfs" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["root"]["path"] = sys.argv[3]
+c["process"]["args"] = ["sleep", "3600"]
 json.dump(c, open(sys.argv[2], "w"), indent=1)
 PY
 fi
@@ -272,7 +285,13 @@ $R delete -f $id-r >/dev/null 2>&1
 $R delete -f $id-l >/dev/null 2>&1
 $R delete -f $id-s >/dev/null 2>&1
 $R delete -f $id >/dev/null 2>&1
+$R delete -f $id-x >/dev/null 2>&1
 exit 0
+EOF
+  cat > "$h/running.sh" <<EOF
+case \$($R state $id-x 2>/dev/null) in *'"running"'*) exit 0 ;; esac
+$R delete -f $id-x >/dev/null 2>&1
+$R run -d --bundle $BX $id-x </dev/null >/dev/null 2>&1
 EOF
   cat > "$h/created.sh" <<EOF
 $R delete -f $id >/dev/null 2>&1
@@ -317,6 +336,7 @@ measure() {
         run-limits) a+=("sh $WORK/h/$l/run_delete_limits.sh") ;;
         run-seccomp) a+=("sh $WORK/h/$l/run_delete_seccomp.sh") ;;
         create) a+=("${BINS[$i]} --root $WORK/root-$l create --bundle $B bench-$l") ;;
+        exec) a+=("${BINS[$i]} --root $WORK/root-$l exec bench-$l-x /bin/true") ;;
         *) a+=("${BINS[$i]} --root $WORK/root-$l $verb bench-$l") ;;
       esac
     done
@@ -332,6 +352,7 @@ measure run+delete-seccomp run-seccomp absent
 measure create create absent
 measure start start created
 measure delete delete stopped
+measure exec exec running
 
 # ------------------------------------------------------------------ report
 labels=()
@@ -343,7 +364,7 @@ for i in "${OK[@]}"; do labels+=("${LABELS[$i]}"); done
   python3 - "$OUT" "${labels[@]}" <<'PY'
 import glob, json, os, statistics, sys
 out, labels = sys.argv[1], sys.argv[2:]
-measures = ["run+delete", "run+delete-limits", "run+delete-seccomp", "create", "start", "delete"]
+measures = ["run+delete", "run+delete-limits", "run+delete-seccomp", "create", "start", "delete", "exec"]
 med, fails = {}, {}
 for m in measures:
     for f in sorted(glob.glob(os.path.join(out, m + ".*.json"))):
