@@ -7,7 +7,8 @@
 #   make test-cgroupv2  the cgroup tests on cgroup v2: one vm-run boot (../shared/vm/vm-run)
 #                     unless this host is pure v2; skipped if neither (RUNTIME=/usr/sbin/runc)
 #   make test-cgroups the cgroup tests on this host (v1) and on v2, both counts (RUNTIME=...)
-#   make demo         a busybox container (RUNTIME=/usr/sbin/runc to try another runtime)
+#   make test-terminal  run, a resize and exec -t in a pty: Colossal Cave Adventure (RUNTIME=...)
+#   make demo         Colossal Cave Adventure in a container, in this terminal (RUNTIME=...)
 #   make bench        berth vs crun vs runc (BENCH_RUNS=30, BENCH_RUNTIMES="label=path ...")
 
 SHELL := /bin/bash
@@ -18,7 +19,7 @@ RUNTIME ?= $(BERTH)
 RUNC ?= /usr/sbin/runc
 BENCH_RUNTIMES ?= berth=$(BERTH) crun=crun runc=runc
 
-.PHONY: all deps build test test-unit test-spec test-bad-input test-runc test-cgroupv2 test-cgroups demo bench lint clean
+.PHONY: all deps build test test-unit test-spec test-bad-input test-runc test-cgroupv2 test-cgroups test-terminal demo bench lint clean
 
 all: build
 
@@ -36,6 +37,7 @@ test: deps build
 	$(CARGO) test --release -p berth -- --test-threads=1
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests -- --skip bad_input_corpus
 	CARGO=$(CARGO) bash scripts/test-cgroups.sh $(BERTH)
+	bash integration/terminal/run.sh $(BERTH)
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests --test bad_input -- --nocapture
 
 test-unit: build
@@ -57,6 +59,9 @@ test-cgroupv2: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 
 test-cgroups: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 	CARGO=$(CARGO) bash scripts/test-cgroups.sh $(RUNTIME)
+
+test-terminal: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
+	bash integration/terminal/run.sh $(RUNTIME)
 
 demo: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 	bash scripts/demo.sh $(RUNTIME)

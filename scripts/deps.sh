@@ -8,6 +8,7 @@ WANT=(
   libseccomp-dev:dpkg
   pkg-config:pkg-config
   busybox-static:dpkg
+  open-adventure:/usr/games/advent
   runc:runc
   crun:crun
   hyperfine:hyperfine

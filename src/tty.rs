@@ -193,7 +193,10 @@ fn wait_loop(
             FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
         )
         .context("make pty master non-blocking")?;
-        if isatty(input.as_raw_fd()).unwrap_or(false) {
+        // A runtime started in the background (`berth run ... &`) leaves the terminal to
+        // the foreground job: with SIGTTOU blocked the kernel would let it change the mode
+        // under the shell, and restore it later under whatever then runs.
+        if isatty(input.as_raw_fd()).unwrap_or(false) && in_foreground(input) {
             term = Some(RawMode::enter(input)?);
         }
         copy_winsize(input, m.as_fd());
@@ -447,6 +450,19 @@ impl Drop for RawMode<'_> {
     fn drop(&mut self) {
         let _ = tcsetattr(self.fd, SetArg::TCSANOW, &self.saved);
     }
+}
+
+fn in_foreground(fd: BorrowedFd) -> bool {
+    nix::unistd::tcgetpgrp(fd).is_ok_and(|pg| pg == nix::unistd::getpgrp())
+}
+
+/// The caller's terminal size (rows, columns), if stdin is a terminal that has one.
+pub fn stdin_size() -> Option<(u16, u16)> {
+    let stdin = std::io::stdin();
+    get_winsize(stdin.as_fd())
+        .ok()
+        .filter(|ws| ws.ws_row > 0 && ws.ws_col > 0)
+        .map(|ws| (ws.ws_row, ws.ws_col))
 }
 
 /// Best effort: a stdin that is not a terminal has no size to copy.

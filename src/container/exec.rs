@@ -51,7 +51,7 @@ fn exec_in(store: &Store, c: &Container, opts: &ExecOptions) -> Result<i32> {
         Status::Creating => bail!("the container is still being created"),
     }
     let spec = c.spec()?;
-    let (process, at) = match &opts.process {
+    let (mut process, at) = match &opts.process {
         Some(path) => {
             let text =
                 std::fs::read(path).map_err(|e| anyhow!("--process {}: {e}", path.display()))?;
@@ -85,6 +85,18 @@ fn exec_in(store: &Store, c: &Container, opts: &ExecOptions) -> Result<i32> {
             bail!("a detached process with a terminal needs --console-socket")
         }
         (None, true) => {
+            // Sized by the process itself before it runs: its first look at the terminal
+            // sees the caller's size, not 0x0.
+            if process.console_size().is_none() {
+                if let Some((rows, cols)) = crate::tty::stdin_size() {
+                    let size = oci_spec::runtime::BoxBuilder::default()
+                        .height(u64::from(rows))
+                        .width(u64::from(cols))
+                        .build()
+                        .context("console size")?;
+                    process.set_console_size(Some(size));
+                }
+            }
             let (a, b) = nix::sys::socket::socketpair(
                 nix::sys::socket::AddressFamily::Unix,
                 nix::sys::socket::SockType::Stream,

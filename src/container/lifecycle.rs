@@ -346,6 +346,23 @@ pub fn run(store: &Store, id: &str, opts: &CreateOptions, detach: bool, keep: bo
     }
     let pid =
         create_bundle(store, id, opts, console, &b).with_context(|| format!("create {id}"))?;
+    // Init sent the master during create. Sized before start, so the program's first look
+    // at its terminal sees the caller's size, not 0x0.
+    let master = match ours {
+        Some(s) => match crate::tty::recv_pty_master(std::os::fd::AsFd::as_fd(&s)) {
+            Ok(m) => {
+                if let Some((rows, cols)) = crate::tty::stdin_size() {
+                    let _ = crate::tty::set_size(std::os::fd::AsFd::as_fd(&m), rows, cols);
+                }
+                Some(m)
+            }
+            Err(e) => {
+                let _ = delete(store, id, true);
+                return Err(e.context(format!("run {id}: receive the pty master")));
+            }
+        },
+        None => None,
+    };
     if let Err(e) = start(store, id) {
         let _ = delete(store, id, true);
         return Err(e);
@@ -353,13 +370,6 @@ pub fn run(store: &Store, id: &str, opts: &CreateOptions, detach: bool, keep: bo
     if detach {
         return Ok(0);
     }
-    let master = match ours {
-        Some(s) => Some(
-            crate::tty::recv_pty_master(std::os::fd::AsFd::as_fd(&s))
-                .with_context(|| format!("run {id}: receive the pty master"))?,
-        ),
-        None => None,
-    };
     let code = crate::tty::foreground_wait(nix::unistd::Pid::from_raw(pid), master)
         .with_context(|| format!("run {id}"));
     if !keep {
