@@ -251,10 +251,8 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
     if let Some(s) = linux.seccomp() {
         crate::security::seccomp::check(s)?;
     }
-    if linux.intel_rdt().is_some() && !std::path::Path::new("/sys/fs/resctrl/schemata").exists() {
-        bail!(
-            "linux.intelRdt: resctrl is not mounted at /sys/fs/resctrl on this host (no Intel RDT)"
-        );
+    if let Some(rdt) = linux.intel_rdt() {
+        crate::resctrl::check(rdt)?;
     }
     crate::security::lsm::check(spec)?;
     if let Some(devs) = linux.net_devices().as_ref().filter(|d| !d.is_empty()) {

@@ -19,6 +19,7 @@ mod log;
 mod namespaces;
 mod netdev;
 mod process;
+mod resctrl;
 mod rootfs;
 mod sched;
 mod security;

@@ -133,6 +133,15 @@ fn exec_in(store: &Store, c: &Container, opts: &ExecOptions) -> Result<i32> {
         state: c.hook_state(status),
         wait_exec: status != Status::Paused,
     })?;
+    if let Some(g) = &c.state.resctrl {
+        if let Err(e) = g.add_task(pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            return Err(e);
+        }
+    }
     if let Some(pf) = &opts.pid_file {
         write_atomic(pf, pid.to_string().as_bytes())
             .with_context(|| format!("--pid-file {}", pf.display()))?;

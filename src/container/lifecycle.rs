@@ -28,6 +28,7 @@ pub struct CreateOptions {
 struct Undo {
     dir: Option<PathBuf>,
     cgroup: Option<Box<dyn cgroups::Cgroup>>,
+    resctrl: Option<crate::resctrl::Group>,
     pid: Option<i32>,
 }
 
@@ -41,6 +42,9 @@ impl Drop for Undo {
             if let Err(e) = cg.destroy() {
                 log::warn(&format!("undo create: remove cgroup: {e:#}"));
             }
+        }
+        if let Some(g) = &self.resctrl {
+            g.destroy();
         }
         if let Some(d) = &self.dir {
             let _ = std::fs::remove_dir_all(d);
@@ -122,6 +126,7 @@ fn create_bundle(
     let mut undo = Undo {
         dir: Some(dir.clone()),
         cgroup: None,
+        resctrl: None,
         pid: None,
     };
     // No flock here: init would inherit it across the fork and hold it until `start`. The
@@ -139,6 +144,7 @@ fn create_bundle(
             annotations: spec.annotations().clone().unwrap_or_default(),
             cgroup_path,
             hooks: spec.hooks().clone(),
+            resctrl: None,
         },
         dir: dir.clone(),
     };
@@ -158,6 +164,14 @@ fn create_bundle(
         .expect("set above")
         .apply(&cgroups::effective_resources(linux))?;
 
+    if let Some(rdt) = linux.intel_rdt() {
+        undo.resctrl = Some(crate::resctrl::prepare(
+            rdt,
+            id,
+            std::path::Path::new(crate::resctrl::ROOT),
+        )?);
+    }
+
     let pid = launch::launch(launch::Launch {
         id,
         bundle: b,
@@ -172,6 +186,11 @@ fn create_bundle(
         seccomp,
     })?;
     undo.pid = Some(pid);
+    if let Some(g) = &undo.resctrl {
+        // Init waits on the exec fifo: the user's program starts in the group.
+        g.add_task(pid)?;
+    }
+    c.state.resctrl = undo.resctrl.clone();
     c.state.pid = pid;
     c.state.start_time = crate::sys::process_start_time(pid)
         .ok_or_else(|| anyhow!("container init (pid {pid}) exited during create"))?;
@@ -182,6 +201,7 @@ fn create_bundle(
     }
     undo.dir = None;
     undo.cgroup = None;
+    undo.resctrl = None;
     undo.pid = None;
     Ok(pid)
 }

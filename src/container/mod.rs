@@ -36,6 +36,9 @@ pub struct State {
     /// Kept for the hooks that run after create: poststart (start) and poststop (delete).
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The resctrl group of linux.intelRdt, for exec'd processes and for delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resctrl: Option<crate::resctrl::Group>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +167,9 @@ impl Container {
 
     /// Removes the cgroup and the state directory.
     pub fn destroy(&self) -> Result<()> {
+        if let Some(g) = &self.state.resctrl {
+            g.destroy();
+        }
         self.cgroup()?
             .destroy()
             .with_context(|| format!("remove cgroup {}", self.state.cgroup_path))?;
