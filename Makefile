@@ -8,6 +8,7 @@
 #                     unless this host is pure v2; skipped if neither (RUNTIME=/usr/sbin/runc)
 #   make test-cgroups the cgroup tests on this host (v1) and on v2, both counts (RUNTIME=...)
 #   make test-terminal  run, a resize and exec -t in a pty: Colossal Cave Adventure (RUNTIME=...)
+#   make test-engines Podman, containerd (ctr) and Docker driving the runtime end to end (RUNTIME=...)
 #   make demo         Colossal Cave Adventure in a container, in this terminal (RUNTIME=...)
 #   make bench        berth vs crun vs runc (BENCH_RUNS=30, BENCH_RUNTIMES="label=path ...")
 
@@ -19,7 +20,7 @@ RUNTIME ?= $(BERTH)
 RUNC ?= /usr/sbin/runc
 BENCH_RUNTIMES ?= berth=$(BERTH) crun=crun runc=runc
 
-.PHONY: all deps build test test-unit test-spec test-bad-input test-runc test-cgroupv2 test-cgroups test-terminal demo bench lint clean
+.PHONY: all deps build test test-unit test-spec test-bad-input test-runc test-cgroupv2 test-cgroups test-terminal test-engines demo bench lint clean
 
 all: build
 
@@ -38,6 +39,7 @@ test: deps build
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests -- --skip bad_input_corpus
 	CARGO=$(CARGO) bash scripts/test-cgroups.sh $(BERTH)
 	bash integration/terminal/run.sh $(BERTH)
+	bash integration/engines/run.sh $(BERTH)
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests --test bad_input -- --nocapture
 
 test-unit: build
@@ -62,6 +64,9 @@ test-cgroups: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 
 test-terminal: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 	bash integration/terminal/run.sh $(RUNTIME)
+
+test-engines: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
+	bash integration/engines/run.sh $(RUNTIME)
 
 demo: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 	bash scripts/demo.sh $(RUNTIME)

@@ -15,6 +15,11 @@ WANT=(
   time:/usr/bin/time
   python3:python3
   golang-github-containers-common:dpkg
+  apparmor:apparmor_parser
+  podman:podman
+  conmon:conmon
+  containerd:containerd
+  docker.io:/usr/sbin/dockerd
 )
 
 have() {

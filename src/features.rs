@@ -35,6 +35,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "nostrictatime",
     "bind",
     "rbind",
+    "tmpcopyup",
     "private",
     "rprivate",
     "shared",

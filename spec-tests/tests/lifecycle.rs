@@ -343,6 +343,9 @@ fn unknown_id_operations_fail() {
     rt.start(&missing).assert_fail();
     rt.kill(&missing, Some("KILL")).assert_fail();
     rt.delete(&missing).assert_fail();
+    // runc's rule, which containerd relies on (it calls `delete --force` after `delete`):
+    // a forced delete of nothing succeeds.
+    rt.exec(&["delete", "--force", &missing]).assert_ok();
     assert_eq!(
         rt.status(b.id()),
         "created",

@@ -77,6 +77,38 @@ fn dev_shm_is_writable_tmpfs() {
     );
 }
 
+/// tmpcopyup (runc's extension, sent by Podman for --read-only and --tmpfs): the tmpfs
+/// starts with the image's files at its destination and takes writes on a read-only root.
+/// Control: the same tmpfs without it is empty.
+#[test]
+fn tmpfs_copy_up() {
+    let rt = Runtime::new();
+    let script =
+        "stat -f -c %T /etc; cat /etc/group | head -1; echo new > /etc/new && cat /etc/new";
+    let tmpfs = |opts: &[&str]| json!({"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": opts});
+    let mut b = rt.bundle("copyup");
+    b.add_mount(tmpfs(&["rw", "nosuid", "nodev", "tmpcopyup"]));
+    b.sh(script);
+    let out = rt.run(&b).assert_ok();
+    let first_group = fs::read_to_string(b.rootfs().join("etc/group")).unwrap();
+    let first_group = first_group.lines().next().unwrap();
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        vec!["tmpfs", first_group, "new"],
+        "{out}"
+    );
+    assert!(
+        !b.rootfs().join("etc/new").exists(),
+        "the write reached the image"
+    );
+
+    let mut plain = rt.bundle("nocopyup");
+    plain.add_mount(tmpfs(&["rw", "nosuid", "nodev"]));
+    plain.sh("ls /etc | wc -l");
+    let out = rt.run(&plain).assert_ok();
+    assert_eq!(out.stdout.trim(), "0", "control: {out}");
+}
+
 /// A read-write bind mount shares the host directory both ways.
 #[test]
 fn bind_mount_read_write() {

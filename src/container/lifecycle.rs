@@ -311,7 +311,16 @@ pub fn resume(store: &Store, id: &str) -> Result<()> {
 }
 
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
-    let c = store.load(id).with_context(|| format!("delete {id}"))?;
+    let c = match store.load(id) {
+        Ok(c) => c,
+        // As runc: a forced delete of what is not there succeeds (engines call it after a
+        // plain delete), and clears a state directory a crashed create left without a state.
+        Err(_) if force && super::check_id(id).is_ok() && !store.has_state(id) => {
+            store.remove_leftover(id);
+            return Ok(());
+        }
+        Err(e) => return Err(e.context(format!("delete {id}"))),
+    };
     let _lock = store.lock(&c.dir)?;
     match c.status() {
         Status::Stopped => {}

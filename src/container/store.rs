@@ -59,6 +59,19 @@ impl Store {
         Ok(Container { state, dir })
     }
 
+    /// Whether ROOT/ID/state.json exists (`id` checked by the caller).
+    pub fn has_state(&self, id: &str) -> bool {
+        state_dir(&self.root, id).join("state.json").exists()
+    }
+
+    /// Removes ROOT/ID if it holds no state (`id` checked by the caller).
+    pub fn remove_leftover(&self, id: &str) {
+        let dir = state_dir(&self.root, id);
+        if dir.is_dir() && !dir.join("state.json").exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
     pub fn load_all(&self) -> Result<Vec<Container>> {
         let mut out = Vec::new();
         let rd = match std::fs::read_dir(&self.root) {

@@ -14,6 +14,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
 use oci_spec::runtime::Spec;
 
+mod copyup;
 pub mod devices;
 mod mount;
 mod resolve;

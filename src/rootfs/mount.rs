@@ -24,6 +24,8 @@ pub struct MountOptions {
     pub propagation: Vec<MsFlags>,
     pub bind: bool,
     pub recursive_bind: bool,
+    /// A tmpfs that starts with a copy of what the image has at its destination.
+    pub tmpcopyup: bool,
     /// mount_setattr attributes for the recursive options (rro, rnosuid...).
     pub rec_set: u64,
     pub rec_clr: u64,
@@ -39,6 +41,7 @@ impl Default for MountOptions {
             propagation: Vec::new(),
             bind: false,
             recursive_bind: false,
+            tmpcopyup: false,
             rec_set: 0,
             rec_clr: 0,
             data: Vec::new(),
@@ -63,7 +66,7 @@ pub fn propagation_flag(name: &str) -> Option<MsFlags> {
 }
 
 /// Options this runtime refuses rather than silently ignores.
-const UNSUPPORTED: &[&str] = &["tmpcopyup", "idmap", "ridmap", "copy-symlink"];
+const UNSUPPORTED: &[&str] = &["idmap", "ridmap", "copy-symlink"];
 
 pub fn parse_options(opts: &[String]) -> MountOptions {
     use sys::*;
@@ -114,6 +117,7 @@ pub fn parse_options(opts: &[String]) -> MountOptions {
             "lazytime" => set(&mut o, MsFlags::MS_LAZYTIME),
             "nolazytime" => clear(&mut o, MsFlags::MS_LAZYTIME),
             "bind" => o.bind = true,
+            "tmpcopyup" => o.tmpcopyup = true,
             "rbind" => {
                 o.bind = true;
                 o.recursive_bind = true;
@@ -174,6 +178,9 @@ pub fn check_mount(m: &Mount) -> Result<()> {
     }
     let o = parse_options(opts);
     let typ = m.typ().as_deref().unwrap_or("");
+    if o.tmpcopyup && typ != "tmpfs" {
+        bail!("options: \"tmpcopyup\" applies to tmpfs mounts only, not {typ:?}");
+    }
     if (o.bind || typ == "bind") && m.source().is_none() {
         bail!("source: a bind mount needs a source");
     }
@@ -314,6 +321,19 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| typ.to_string());
         let tp = fd_path(target.as_fd());
+        // The image's directory, still reachable through this fd once the tmpfs covers it.
+        let below = if o.tmpcopyup {
+            Some(
+                sys::open(
+                    tp.as_str(),
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .map_err(|e| anyhow!("tmpcopyup: open {}: {e}", dest.display()))?,
+            )
+        } else {
+            None
+        };
         let r = mount(
             Some(source.as_str()),
             tp.as_str(),
@@ -342,6 +362,13 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
                 remount_bind(ctx.root, dest, flags, true)?;
             }
             (Err(e), _) => bail!("mount {typ} on {}: {e}", dest.display()),
+        }
+        if let Some(below) = below {
+            let top = open_in_root(ctx.root, dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                .map_err(|e| anyhow!("tmpcopyup: reopen {}: {e}", dest.display()))?;
+            let keep_mode = o.data.iter().any(|d| d.starts_with("mode="));
+            super::copyup::copy_dir(below.as_fd(), top.as_fd(), keep_mode)
+                .with_context(|| format!("tmpcopyup: copy {} into its tmpfs", dest.display()))?;
         }
     }
     if !o.propagation.is_empty() || o.rec_set != 0 || o.rec_clr != 0 {
