@@ -5,10 +5,12 @@
 #
 #   1. on this host, when it is not pure cgroup v2 (cgroup v1: legacy or hybrid);
 #   2. on cgroup v2: scripts/test-cgroupv2.sh (this host if it is pure v2, else one
-#      vm-run boot, else skipped).
+#      vm-run boot, else skipped), which also runs tests/vm_security.rs (kernel modules,
+#      AppArmor) in that boot.
 #
-# Ends with "cgroup v1 (host): N passed, M failed" and "cgroup v2 (VM): N passed,
-# M failed" (or the v2 pass's skip line). Exits non-zero if either pass failed.
+# Ends with "cgroup v1 (host): N passed, M failed", "cgroup v2 (VM): N passed,
+# M failed" (or the v2 pass's skip line) and "security in VM (modules, AppArmor): N passed,
+# M failed, K skipped". Exits non-zero if either pass failed.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,8 +43,10 @@ echo
 v2_rc=0
 bash "$REPO/scripts/test-cgroupv2.sh" "$RUNTIME" 2>&1 | tee "$v2_log" || v2_rc=${PIPESTATUS[0]}
 v2_summary=$(grep -E '^cgroup v2( \(|:)' "$v2_log" | tail -n 1 || true)
+security_summary=$(grep -E '^security (in VM|on host|\(modules)' "$v2_log" | tail -n 1 || true)
 
 echo
 [ -z "$v1_summary" ] || echo "$v1_summary"
 echo "${v2_summary:-cgroup v2: no result (test-cgroupv2.sh exited $v2_rc)}"
+echo "${security_summary:-security (modules, AppArmor): no result (test-cgroupv2.sh exited $v2_rc)}"
 [ "$v1_rc" = 0 ] && [ "$v2_rc" = 0 ]

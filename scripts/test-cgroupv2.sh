@@ -2,6 +2,8 @@
 # test-cgroupv2.sh [RUNTIME] - the cgroup tests of spec-tests (tests/cgroups.rs and
 # tests/cgroup_limits.rs) on a pure cgroup v2 hierarchy, against RUNTIME (argument, else
 # $RUNTIME, else target/release/berth; make test-cgroupv2 RUNTIME=/usr/sbin/runc).
+# The same boot also runs tests/vm_security.rs: kernel modules and AppArmor, which the
+# VM's kernel has and a build host may lack (there they skip, saying why).
 #
 #   - on a pure cgroup v2 host: runs them here;
 #   - else, where ../shared/vm/vm-run (next to the repo; override with VM_RUN=path)
@@ -10,7 +12,9 @@
 #   - else: prints why it skips and exits 0.
 #
 # Prints cargo's test output, then "cgroup v2 (VM): N passed, M failed" ("(host)" when
-# run here). Exits non-zero if a test failed or the tests could not run. Run as root.
+# run here) and "security in VM (modules, AppArmor): N passed, M failed, K skipped" ("on
+# host" when run here; skipped tests are not counted as passed). Exits non-zero if a test
+# failed or the tests could not run. Run as root.
 # CGROUP_TEST_THREADS (default 2) is passed as --test-threads.
 set -euo pipefail
 
@@ -19,7 +23,9 @@ RUNTIME=${1:-${RUNTIME:-$REPO/target/release/berth}}
 VM_RUN=${VM_RUN:-$(dirname "$REPO")/shared/vm/vm-run}
 VM_TIMEOUT=${VM_TIMEOUT:-1500}
 THREADS=${CGROUP_TEST_THREADS:-2}
-TESTS=(cgroups cgroup_limits)
+CGROUP_TESTS=(cgroups cgroup_limits)
+SECURITY_TESTS=(vm_security)
+TESTS=("${CGROUP_TESTS[@]}" "${SECURITY_TESTS[@]}")
 CARGO=${CARGO:-cargo}
 
 # The runtime as an absolute path (the tests may run in a VM, with another cwd).
@@ -39,6 +45,7 @@ elif [ -x "$VM_RUN" ]; then
   where=VM
 else
   echo "cgroup v2: SKIPPED: this host is not pure cgroup v2 and there is no VM runner at $VM_RUN"
+  echo "security (modules, AppArmor): SKIPPED: they run in that VM too (no VM runner at $VM_RUN)"
   exit 0
 fi
 [ "$(id -u)" = 0 ] || { echo "test-cgroupv2: run as root" >&2; exit 1; }
@@ -126,14 +133,25 @@ else
 fi
 secs=$(( $(date +%s) - start ))
 
-# Sum libtest's "test result: ok. 9 passed; 0 failed; ..." lines.
-passed=0 failed=0 results=0
-while read -r p f; do
-  passed=$((passed + p)) failed=$((failed + f)) results=$((results + 1))
-done < <(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$log")
+# Sum libtest's "test result: ok. 9 passed; 0 failed; ..." lines per group (the runner's
+# "Running NAME" line says which binary reports), and count the security tests' "SKIP
+# TEST for RUNTIME: why" notices (a skipped test passes for libtest).
+read -r passed failed sec_passed sec_failed sec_skipped results < <(
+  awk -v sec=" ${SECURITY_TESTS[*]} " '
+    /^     Running / { in_sec = index(sec, " " $2 " ") > 0 }
+    in_sec && /SKIP [A-Za-z0-9_]+ for / { skipped++ }
+    /^test result: / && match($0, /[0-9]+ passed; [0-9]+ failed/) {
+      split(substr($0, RSTART, RLENGTH), n, /[ ;]+/)
+      if (in_sec) { sp += n[1]; sf += n[3] } else { cp += n[1]; cf += n[3] }
+      results++
+    }
+    END { print cp + 0, cf + 0, (sp > skipped ? sp - skipped : 0), sf + 0, skipped + 0, results + 0 }' "$log")
+if [ "$where" = VM ]; then sec_where="in VM"; else sec_where="on host"; fi
 
 echo
 echo "cgroup v2 ($where): $passed passed, $failed failed"
+echo "security $sec_where (modules, AppArmor): $sec_passed passed, $sec_failed failed, $sec_skipped skipped"
+failed=$((failed + sec_failed))
 echo "test-cgroupv2: took ${secs}s"
 if [ "$rc" != 0 ] || [ "$failed" != 0 ] || [ "$results" != "${#bins[@]}" ]; then
   case "$rc" in

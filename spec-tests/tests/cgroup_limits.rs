@@ -358,7 +358,13 @@ fn ps_lists_container_processes() {
     b.sh("sleep 300 & wait");
     let (pid, procs) = start_with_procs(&rt, &b, 2);
     let child = *procs.iter().find(|p| **p != pid).unwrap();
-    assert_eq!(comm(child), "sleep");
+    // The child is in the cgroup from its fork, but only named sleep once it has exec'd.
+    let named = poll(SLOW_TIMEOUT, || (comm(child) == "sleep").then_some(()));
+    assert!(
+        named.is_some(),
+        "child {child} is {:?}, not sleep",
+        comm(child)
+    );
     let want: BTreeSet<i32> = procs.iter().copied().collect();
 
     let out = rt.exec(&["ps", "--format", "json", b.id()]).assert_ok();

@@ -3,9 +3,11 @@
 //! show that the test's detector does fire when the escape succeeds, so no
 //! test passes just because its detector is blind.
 //!
-//! Not covered: module loading (init_module/delete_module), because on a
+//! Not covered here: module loading (init_module/delete_module), because on a
 //! kernel built without module support both fail with ENOSYS whatever the
-//! capabilities, so no control could show the detector working.
+//! capabilities, so no control could show the detector working. It is in
+//! vm_security.rs, which scripts/test-cgroupv2.sh runs in a VM whose kernel
+//! has modules (and which skips elsewhere).
 
 use serde_json::json;
 use spec_tests::*;
