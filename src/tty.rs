@@ -35,6 +35,18 @@ use nix::unistd::{dup2, getpid, isatty, setsid, Pid};
 /// Receivers (containerd, podman) only use it as a label for the fd.
 const PTY_MASTER_NAME: &[u8] = b"/dev/ptmx";
 
+/// A connected pair standing in for a console socket when berth proxies the terminal itself
+/// (`run`, `exec -t` without --console-socket): (berth's end, the end the container gets).
+pub fn proxy_console_pair() -> Result<(OwnedFd, OwnedFd)> {
+    nix::sys::socket::socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair for the terminal")
+}
+
 pub fn connect_console_socket(path: &Path) -> Result<OwnedFd> {
     let ctx = || format!("connect to console socket {}", path.display());
     let sock = socket(

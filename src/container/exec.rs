@@ -97,13 +97,7 @@ fn exec_in(store: &Store, c: &Container, opts: &ExecOptions) -> Result<i32> {
                     process.set_console_size(Some(size));
                 }
             }
-            let (a, b) = nix::sys::socket::socketpair(
-                nix::sys::socket::AddressFamily::Unix,
-                nix::sys::socket::SockType::Stream,
-                None,
-                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(|e| anyhow!("socketpair: {e}"))?;
+            let (a, b) = crate::tty::proxy_console_pair()?;
             ours = Some(a);
             Some(b)
         }

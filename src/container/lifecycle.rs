@@ -359,13 +359,7 @@ pub fn run(store: &Store, id: &str, opts: &CreateOptions, detach: bool, keep: bo
         if detach {
             bail!("run {id}: a detached container with a terminal needs --console-socket");
         }
-        let (a, b) = nix::sys::socket::socketpair(
-            nix::sys::socket::AddressFamily::Unix,
-            nix::sys::socket::SockType::Stream,
-            None,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|e| anyhow!("run {id}: socketpair: {e}"))?;
+        let (a, b) = crate::tty::proxy_console_pair().with_context(|| format!("run {id}"))?;
         ours = Some(a);
         console = Some(b);
     }

@@ -119,24 +119,7 @@ fn parent(e: &Exec, setup: Pid, sock: &OwnedFd, pid: &mut Option<i32>) -> Result
         return Ok(p);
     }
     if e.seccomp.is_some_and(|f| f.uses_notify()) {
-        let fd = sync::recv_fd(sock.as_fd(), "seccomp")?;
-        let sc = e
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|x| x.seccomp().as_ref())
-            .expect("a filter comes from linux.seccomp");
-        let path = sc
-            .listener_path()
-            .as_ref()
-            .expect("checked: notify needs listenerPath");
-        crate::security::seccomp::send_listener(
-            path,
-            sc.listener_metadata().as_deref().unwrap_or(""),
-            &e.state,
-            fd.as_fd(),
-        )
-        .with_context(|| format!("linux.seccomp.listenerPath {}", path.display()))?;
+        super::pass_seccomp_listener(e.spec, sock, &e.state)?;
     }
     // The socket is close-on-exec: its end of file is the execve.
     match sync::recv(sock.as_fd())? {

@@ -154,26 +154,36 @@ fn parent(
     if l.seccomp.as_ref().is_some_and(|f| f.uses_notify()) {
         // Init loads a notifying filter before "ready" and hands us the listener, which goes
         // to the agent at listenerPath while init still waits (runtime-spec seccomp notify).
-        let fd = sync::recv_fd(s2.as_fd(), "seccomp")?;
-        let sc = spec
-            .linux()
-            .as_ref()
-            .and_then(|x| x.seccomp().as_ref())
-            .expect("a filter comes from linux.seccomp");
-        let path = sc
-            .listener_path()
-            .as_ref()
-            .expect("checked: notify needs listenerPath");
-        crate::security::seccomp::send_listener(
-            path,
-            sc.listener_metadata().as_deref().unwrap_or(""),
-            &state,
-            fd.as_fd(),
-        )
-        .with_context(|| format!("linux.seccomp.listenerPath {}", path.display()))?;
+        pass_seccomp_listener(spec, s2, &state)?;
     }
     sync::expect(s2.as_fd(), "ready", "container init")?;
     Ok(pid)
+}
+
+/// Receives the seccomp notify listener from a process over `sock` and sends it, with the
+/// container's state, to the agent at linux.seccomp.listenerPath.
+fn pass_seccomp_listener(
+    spec: &oci_spec::runtime::Spec,
+    sock: &OwnedFd,
+    state: &serde_json::Value,
+) -> Result<()> {
+    let fd = sync::recv_fd(sock.as_fd(), "seccomp")?;
+    let sc = spec
+        .linux()
+        .as_ref()
+        .and_then(|x| x.seccomp().as_ref())
+        .expect("a filter comes from linux.seccomp");
+    let path = sc
+        .listener_path()
+        .as_ref()
+        .expect("checked: notify needs listenerPath");
+    crate::security::seccomp::send_listener(
+        path,
+        sc.listener_metadata().as_deref().unwrap_or(""),
+        state,
+        fd.as_fd(),
+    )
+    .with_context(|| format!("linux.seccomp.listenerPath {}", path.display()))
 }
 
 /// Where a fifo path is shown in errors; kept here so `start` and `create` agree.
