@@ -393,3 +393,42 @@ fn refusals() {
         assert_eq!(p.trim(), "", "processes left in the cgroup");
     }
 }
+
+/// A foreground `run` and `exec` pass the signals they get on to the container's process
+/// (a shell that traps SIGTERM and exits 9); the runtime then exits with its code.
+#[test]
+fn foreground_run_and_exec_forward_signals() {
+    let rt = Runtime::new();
+    let mut b = rt.bundle("fwd");
+    let out = b.out_dir();
+    let trap = |mark: &str| {
+        format!(
+            "trap 'echo got-term; exit 9' TERM; touch /out/{mark}; while true; do sleep 0.05; done"
+        )
+    };
+    b.sh(&trap("run-ready"));
+    let run = rt.spawn_run(&b, &[], &[]);
+    assert!(
+        wait_for_file(&out.join("run-ready"), WAIT_TIMEOUT),
+        "container never started"
+    );
+
+    let exec = rt.spawn(&["exec", b.id(), "sh", "-c", &trap("exec-ready")], &[]);
+    assert!(
+        wait_for_file(&out.join("exec-ready"), WAIT_TIMEOUT),
+        "exec never started"
+    );
+    let term = |pid: u32| {
+        // SAFETY: kill(2) on the pid of a child of this test, still unreaped.
+        assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    };
+    term(exec.pid());
+    let e = exec.wait(CMD_TIMEOUT);
+    assert_eq!(e.code(), Some(9), "exec: {e}");
+    assert_eq!(e.stdout.trim(), "got-term", "exec: {e}");
+
+    term(run.pid());
+    let r = run.wait(CMD_TIMEOUT);
+    assert_eq!(r.code(), Some(9), "run: {r}");
+    assert_eq!(r.stdout.trim(), "got-term", "run: {r}");
+}
