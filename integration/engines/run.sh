@@ -96,6 +96,21 @@ x() {
   ERR=$(tr -d '\r' <"$T/x.err")
   [ $RC != 124 ] || ERR="timed out after ${t}s; $ERR"
 }
+# ends_killed CHECK VERB ID: the engine's VERB (stop, kill) ends container ID, which must
+# then be exited with 137 (SIGKILL)
+ends_killed() {
+  local check=$1 verb=$2 id=$3 code
+  x "${E}_$verb" "$id"
+  if [ $RC != 0 ]; then
+    fail "$check" "$(got)"
+  elif ! wait_for 10 status_is "$id" exited; then
+    fail "$check" "$verb exited 0 but state is '$(q "${E}_status" "$id")' after 10 s, not exited"
+  else
+    code=$(q "${E}_exitcode" "$id")
+    if [ "$code" = 137 ]; then ok "$check"
+    else fail "$check" "exited, but exit code '$code', expected 137"; fi
+  fi
+}
 # what x got, for a FAIL line
 got() { echo "got exit $RC, stdout '$(oneline "$OUT")', stderr '$(oneline "$ERR")'"; }
 # q CMD...: a quick query (15 s at most), stdout only
@@ -427,31 +442,13 @@ suite() {
   fi
 
   # pid 1 sleep ignores SIGTERM: the engine kills it after its 1 s timeout
-  x "${E}_stop" c1
-  if [ $RC != 0 ]; then
-    fail "stop (SIGTERM, SIGKILL after 1 s)" "$(got)"
-  elif ! wait_for 10 status_is c1 exited; then
-    fail "stop (SIGTERM, SIGKILL after 1 s)" "stop exited 0 but state is '$(q "${E}_status" c1)', not exited"
-  else
-    code=$(q "${E}_exitcode" c1)
-    if [ "$code" = 137 ]; then ok "stop (SIGTERM, SIGKILL after 1 s)"
-    else fail "stop (SIGTERM, SIGKILL after 1 s)" "exited, but exit code '$code', expected 137"; fi
-  fi
+  ends_killed "stop (SIGTERM, SIGKILL after 1 s)" stop c1
 
   x "${E}_run_d" k1 sleep 1000
   if [ $RC != 0 ] || ! wait_for 10 status_is k1 running; then
-    fail "kill" "could not start container k1: $(got), state '$(q "${E}_status" k1)'"
+    fail "kill (SIGKILL, exit code 137)" "could not start container k1: $(got), state '$(q "${E}_status" k1)'"
   else
-    x "${E}_kill" k1
-    if [ $RC != 0 ]; then
-      fail "kill" "$(got)"
-    elif ! wait_for 10 status_is k1 exited; then
-      fail "kill" "kill exited 0 but state is '$(q "${E}_status" k1)' after 10 s, not exited"
-    else
-      code=$(q "${E}_exitcode" k1)
-      if [ "$code" = 137 ]; then ok "kill (SIGKILL, exit code 137)"
-      else fail "kill" "exited, but exit code '$code', expected 137"; fi
-    fi
+    ends_killed "kill (SIGKILL, exit code 137)" kill k1
   fi
 
   # rm: the two stopped containers, and a running one by force
