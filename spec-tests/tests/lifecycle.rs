@@ -574,3 +574,60 @@ fn extra_fd_not_passed_without_preserve_fds() {
         "the container wrote to the host file"
     );
 }
+
+/// systemd socket activation, as runc: with LISTEN_FDS=N and LISTEN_PID naming the runtime,
+/// fds 3..3+N reach the process, which is told LISTEN_FDS=N, LISTEN_PID=1. Control: the
+/// same variables naming another pid are someone else's, and pass nothing.
+#[test]
+fn socket_activation_fds_are_passed() {
+    use std::os::unix::process::CommandExt;
+    let rt = Runtime::new();
+    let run = |prefix: &str, listen_pid: &str| {
+        let path = rt.tmp().join(format!("{prefix}.txt"));
+        let file = fs::File::create(&path).unwrap();
+        let mut b = rt.bundle(prefix);
+        b.sh("echo \"fds=$LISTEN_FDS pid=$LISTEN_PID\"; echo via-listen-fd >&3 2>/dev/null || echo no-fd3");
+        b.write();
+        rt.track(b.id());
+        let fd = file.as_raw_fd();
+        let mut cmd = std::process::Command::new("sh");
+        // The shell's pid is the runtime's after exec.
+        cmd.arg("-c")
+            .arg(format!(
+                "LISTEN_PID={listen_pid} LISTEN_FDS=1 exec \"$0\" \"$@\""
+            ))
+            .arg(runtime_path())
+            .arg("--root")
+            .arg(rt.root())
+            .args(["run", "--bundle"])
+            .arg(b.dir())
+            .arg(b.id())
+            .stdin(std::process::Stdio::null());
+        // SAFETY: between fork and exec only dup2/fcntl, which are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                let r = if fd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, 3)
+                };
+                if r < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            fs::read_to_string(&path).unwrap(),
+        )
+    };
+    let (stdout, written) = run("listen", "$$");
+    assert_eq!(stdout, "fds=1 pid=1\n");
+    assert_eq!(written, "via-listen-fd\n");
+    let (stdout, written) = run("notours", "1");
+    assert_eq!(stdout, "fds= pid=\nno-fd3\n", "control");
+    assert_eq!(written, "", "control");
+}

@@ -53,15 +53,48 @@ impl Drop for Undo {
 }
 
 pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<()> {
-    let b = load(id, opts)?;
-    create_bundle(store, id, opts, None, &b)
+    let (b, opts) = load(id, opts)?;
+    create_bundle(store, id, &opts, None, &b)
         .with_context(|| format!("create {id}"))
         .map(drop)
 }
 
-fn load(id: &str, opts: &CreateOptions) -> Result<bundle::Bundle> {
+/// The checked bundle, and the options with the fds of systemd socket activation added.
+fn load(id: &str, opts: &CreateOptions) -> Result<(bundle::Bundle, CreateOptions)> {
     super::check_id(id).with_context(|| format!("create {id}"))?;
-    bundle::load(&opts.bundle).with_context(|| format!("create {id}"))
+    let mut b = bundle::load(&opts.bundle).with_context(|| format!("create {id}"))?;
+    let mut opts = opts.clone();
+    let n = listen_fds();
+    if n > 0 {
+        // As runc: the fds systemd passed (3..3+n) go first, --preserve-fds ones after
+        // them, and the process is told in LISTEN_FDS, as its own pid 1.
+        opts.preserve_fds += n;
+        if let Some(mut p) = b.spec.process().clone() {
+            let mut env = p.env().clone().unwrap_or_default();
+            env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+            env.push(format!("LISTEN_FDS={n}"));
+            env.push("LISTEN_PID=1".to_string());
+            p.set_env(Some(env));
+            b.spec.set_process(Some(p));
+        }
+    }
+    Ok((b, opts))
+}
+
+/// How many fds systemd's socket activation handed to this process (LISTEN_FDS, honoured
+/// only when LISTEN_PID names us, so an inherited variable is not taken for ours).
+fn listen_fds() -> u32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        == Some(std::process::id());
+    if !ours {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Creates a container from a checked bundle; `console` overrides --console-socket (for
@@ -346,7 +379,8 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
 /// create + start; in the foreground also wait for the container, proxy its terminal, delete
 /// it and return its exit code.
 pub fn run(store: &Store, id: &str, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
-    let b = load(id, opts)?;
+    let (b, opts) = load(id, opts)?;
+    let opts = &opts;
     let terminal = b
         .spec
         .process()
