@@ -50,8 +50,8 @@ pub fn open_of_process(spec: &Spec, pid: i32) -> Result<Vec<(LinuxNamespaceType,
         .iter()
         .map(|n| n.typ())
         .collect();
+    // Each type appears once: the bundle check refuses duplicates.
     types.sort_by_key(|t| *t == LinuxNamespaceType::User);
-    types.dedup();
     let mut out = Vec::with_capacity(types.len());
     for t in types {
         let path = format!("/proc/{pid}/ns/{}", proc_file(t));
@@ -66,11 +66,11 @@ pub fn open_of_process(spec: &Spec, pid: i32) -> Result<Vec<(LinuxNamespaceType,
     Ok(out)
 }
 
-/// Joins namespaces opened by `open_of_process`.
+/// Joins opened namespaces, in order (`Plan`'s, or those of `open_of_process`).
 pub fn join_all(joins: &[(LinuxNamespaceType, OwnedFd)]) -> Result<()> {
     for (t, fd) in joins {
         nix::sched::setns(fd.as_fd(), clone_flag(*t))
-            .with_context(|| format!("join the container's {} namespace", ns_name(*t)))?;
+            .with_context(|| format!("join the {} namespace", ns_name(*t)))?;
     }
     Ok(())
 }
@@ -147,11 +147,7 @@ impl Plan {
 
     /// setns into every namespace given by path.
     pub fn join(&self) -> Result<()> {
-        for (t, fd) in &self.joins {
-            nix::sched::setns(fd.as_fd(), clone_flag(*t))
-                .with_context(|| format!("join the {} namespace", ns_name(*t)))?;
-        }
-        Ok(())
+        join_all(&self.joins)
     }
 
     /// In init, after the runtime placed it in its cgroup.

@@ -120,6 +120,75 @@ fn parse_stat_start_time(stat: &str) -> Option<u64> {
     fields.get(19)?.parse().ok()
 }
 
+/// Sends `data` with `fd` attached (SCM_RIGHTS) to the first part; the rest of a stream
+/// socket's partial send follows without it. A receiver that went away gives EPIPE, not a
+/// SIGPIPE.
+pub fn send_with_fd(sock: BorrowedFd, data: &[u8], fd: BorrowedFd) -> nix::Result<()> {
+    use nix::sys::socket::{send, sendmsg, ControlMessage, MsgFlags, UnixAddr};
+    let fds = [fd.as_raw_fd()];
+    let flags = MsgFlags::MSG_NOSIGNAL;
+    let mut sent = loop {
+        match sendmsg::<UnixAddr>(
+            sock.as_raw_fd(),
+            &[std::io::IoSlice::new(data)],
+            &[ControlMessage::ScmRights(&fds)],
+            flags,
+            None,
+        ) {
+            Err(Errno::EINTR) => continue,
+            r => break r?,
+        }
+    };
+    while sent < data.len() {
+        match send(sock.as_raw_fd(), &data[sent..], flags) {
+            Err(Errno::EINTR) => continue,
+            Ok(0) => return Err(Errno::EPIPE),
+            r => sent += r?,
+        }
+    }
+    Ok(())
+}
+
+/// One message received with `recv_with_fds`.
+pub struct Received {
+    /// Bytes of data, in the caller's buffer.
+    pub len: usize,
+    /// The fds it carried, close-on-exec and owned here.
+    pub fds: Vec<std::os::fd::OwnedFd>,
+    /// The kernel dropped fds that did not fit (MSG_CTRUNC).
+    pub truncated: bool,
+}
+
+/// Receives one message into `buf` with up to 4 fds (more than any sender of berth's
+/// passes, so a stray extra does not truncate the one that matters).
+pub fn recv_with_fds(sock: BorrowedFd, buf: &mut [u8]) -> nix::Result<Received> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let msg = loop {
+        match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(Errno::EINTR) => continue,
+            r => break r?,
+        }
+    };
+    let mut fds = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(list) = c {
+            fds.extend(list.into_iter().map(owned));
+        }
+    }
+    Ok(Received {
+        len: msg.bytes,
+        fds,
+        truncated: msg.flags.contains(MsgFlags::MSG_CTRUNC),
+    })
+}
+
 /// Takes ownership of an fd a system call just returned.
 fn owned(fd: RawFd) -> std::os::fd::OwnedFd {
     use std::os::fd::FromRawFd;

@@ -11,7 +11,6 @@
 //!   proxy the terminal when given one (raw mode, SIGWINCH), reap pid, return the exit
 //!   code (128+N on signal N) and restore the terminal.
 
-use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
@@ -22,10 +21,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{sigaction, sigprocmask, SaFlags, SigAction, SigHandler, SigSet};
 use nix::sys::signal::{SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::{
-    connect, recvmsg, sendmsg, socket, AddressFamily, ControlMessage, ControlMessageOwned,
-    MsgFlags, SockFlag, SockType, UnixAddr,
-};
+use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 use nix::sys::stat::Mode;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -35,16 +31,51 @@ use nix::unistd::{dup2, getpid, isatty, setsid, Pid};
 /// Receivers (containerd, podman) only use it as a label for the fd.
 const PTY_MASTER_NAME: &[u8] = b"/dev/ptmx";
 
-/// A connected pair standing in for a console socket when berth proxies the terminal itself
-/// (`run`, `exec -t` without --console-socket): (berth's end, the end the container gets).
-pub fn proxy_console_pair() -> Result<(OwnedFd, OwnedFd)> {
-    nix::sys::socket::socketpair(
-        AddressFamily::Unix,
-        SockType::Stream,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .context("socketpair for the terminal")
+/// Where a process's pty master goes.
+#[derive(Default)]
+pub struct Console {
+    /// Given to the process's side, which sends the master over it.
+    pub theirs: Option<OwnedFd>,
+    /// berth's own end, when it proxies the terminal itself.
+    pub ours: Option<OwnedFd>,
+}
+
+/// The console of a process that has a `terminal`: the connected --console-socket or, in the
+/// `foreground` without one, a socket pair whose other end berth reads the master from.
+pub fn console_for(terminal: bool, socket: Option<&Path>, foreground: bool) -> Result<Console> {
+    match (terminal, socket) {
+        (true, Some(path)) => Ok(Console {
+            theirs: Some(
+                connect_console_socket(path)
+                    .with_context(|| format!("--console-socket {}", path.display()))?,
+            ),
+            ours: None,
+        }),
+        (true, None) if !foreground => {
+            bail!("process.terminal: a terminal needs --console-socket (berth proxies one only in the foreground)")
+        }
+        (true, None) => {
+            let (ours, theirs) = nix::sys::socket::socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .context("socketpair for the terminal")?;
+            Ok(Console {
+                theirs: Some(theirs),
+                ours: Some(ours),
+            })
+        }
+        (false, Some(path)) => {
+            crate::log::warn(&format!(
+                "--console-socket {} ignored: the process has no terminal",
+                path.display()
+            ));
+            Ok(Console::default())
+        }
+        (false, None) => Ok(Console::default()),
+    }
 }
 
 pub fn connect_console_socket(path: &Path) -> Result<OwnedFd> {
@@ -90,49 +121,21 @@ pub fn set_size(master: BorrowedFd, rows: u16, cols: u16) -> Result<()> {
 }
 
 pub fn send_pty_master(sock: BorrowedFd, master: BorrowedFd) -> Result<()> {
-    let fds = [master.as_raw_fd()];
-    let n = sendmsg::<UnixAddr>(
-        sock.as_raw_fd(),
-        &[IoSlice::new(PTY_MASTER_NAME)],
-        &[ControlMessage::ScmRights(&fds)],
-        // A receiver that went away must give an error here, not kill us with SIGPIPE.
-        MsgFlags::MSG_NOSIGNAL,
-        None,
-    )
-    .context("send pty master over console socket")?;
-    if n != PTY_MASTER_NAME.len() {
-        bail!("send pty master over console socket: short write ({n} bytes)");
-    }
-    Ok(())
+    crate::sys::send_with_fd(sock, PTY_MASTER_NAME, master)
+        .context("send pty master over console socket")
 }
 
 pub fn recv_pty_master(sock: BorrowedFd) -> Result<OwnedFd> {
     let mut buf = [0u8; 4096];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    // Room for a few fds so a sender passing extra ones does not get the message
-    // truncated; the extras are closed below.
-    let mut space = nix::cmsg_space!([RawFd; 4]);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .context("receive pty master from console socket")?;
-    let mut fds: Vec<OwnedFd> = Vec::new();
-    for c in msg
-        .cmsgs()
-        .context("receive pty master from console socket")?
-    {
-        if let ControlMessageOwned::ScmRights(list) = c {
-            fds.extend(list.into_iter().map(owned));
-        }
-    }
-    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+    // Extra fds a sender passes are closed with `msg`.
+    let mut msg = crate::sys::recv_with_fds(sock, &mut buf)
+        .context("receive pty master from console socket")?;
+    if msg.truncated {
         bail!("receive pty master from console socket: control message truncated");
     }
+    let fds = &mut msg.fds;
     if fds.is_empty() {
-        if msg.bytes == 0 {
+        if msg.len == 0 {
             bail!("console socket closed before a pty master arrived");
         }
         bail!("console socket message carried no file descriptor");

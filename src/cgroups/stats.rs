@@ -171,8 +171,8 @@ struct Hugetlb {
     failcnt: u64,
 }
 
-/// Intel RDT is not a cgroup controller (it lives in resctrl) and berth does not manage it;
-/// runc writes an empty object when it has none.
+/// Intel RDT is not a cgroup controller (it lives in resctrl) and berth does not read its
+/// monitoring counters; runc writes an empty object when it has none.
 #[derive(Debug, Default, Serialize)]
 struct IntelRdt {}
 
@@ -1325,9 +1325,17 @@ pub(super) mod tests {
         // On a hybrid host the cgroup2 side has no controllers of note, but cpu.stat and
         // cgroup.procs are always there.
         if let (Mode::Hybrid, Some(d)) = (cg.mode, cg.v2()) {
-            let busy = |v: &Value| v["cpu"]["usage"]["total"].as_u64().unwrap_or(0) > 0;
-            let v = eventually(10, || Some(stats_v2(&d).unwrap()).filter(busy))
-                .expect("cgroup2 cpu usage never rose");
+            // The subshell can linger here a little after the v1 side lets it go.
+            let busy = |v: &Value| {
+                v["cpu"]["usage"]["total"].as_u64().unwrap_or(0) > 0 && v["pids"]["current"] == 1
+            };
+            let v =
+                eventually(10, || Some(stats_v2(&d).unwrap()).filter(busy)).unwrap_or_else(|| {
+                    panic!(
+                        "cgroup2: no cpu usage or not 1 process: {:#}",
+                        stats_v2(&d).unwrap()
+                    )
+                });
             assert_eq!(v["pids"], json!({"current": 1}), "{v:#}");
         }
     }

@@ -9,7 +9,7 @@ use oci_spec::runtime::{Capability, LinuxCapabilities, Process, Spec};
 
 use super::store::{write_atomic, Store};
 use super::{Container, Status};
-use crate::{bundle, launch, log};
+use crate::{bundle, launch};
 
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
@@ -75,41 +75,19 @@ fn exec_in(store: &Store, c: &Container, opts: &ExecOptions) -> Result<i32> {
         .map(|s| crate::security::seccomp::compile_cached(s, &store.root.join("seccomp")))
         .transpose()
         .context("linux.seccomp")?;
-    let mut ours = None;
-    let console = match (&opts.console_socket, terminal) {
-        (Some(path), true) => Some(
-            crate::tty::connect_console_socket(path)
-                .with_context(|| format!("--console-socket {}", path.display()))?,
-        ),
-        (None, true) if opts.detach => {
-            bail!("a detached process with a terminal needs --console-socket")
+    let console = crate::tty::console_for(terminal, opts.console_socket.as_deref(), !opts.detach)?;
+    if console.ours.is_some() && process.console_size().is_none() {
+        // Sized by the process itself before it runs: its first look at the terminal sees
+        // the caller's size, not 0x0.
+        if let Some((rows, cols)) = crate::tty::stdin_size() {
+            let size = oci_spec::runtime::BoxBuilder::default()
+                .height(u64::from(rows))
+                .width(u64::from(cols))
+                .build()
+                .context("console size")?;
+            process.set_console_size(Some(size));
         }
-        (None, true) => {
-            // Sized by the process itself before it runs: its first look at the terminal
-            // sees the caller's size, not 0x0.
-            if process.console_size().is_none() {
-                if let Some((rows, cols)) = crate::tty::stdin_size() {
-                    let size = oci_spec::runtime::BoxBuilder::default()
-                        .height(u64::from(rows))
-                        .width(u64::from(cols))
-                        .build()
-                        .context("console size")?;
-                    process.set_console_size(Some(size));
-                }
-            }
-            let (a, b) = crate::tty::proxy_console_pair()?;
-            ours = Some(a);
-            Some(b)
-        }
-        (Some(path), false) => {
-            log::warn(&format!(
-                "--console-socket {} ignored: the process has no terminal",
-                path.display()
-            ));
-            None
-        }
-        (None, false) => None,
-    };
+    }
     if !opts.detach {
         // The setup process exits at once: become the reaper that inherits the process.
         nix::sys::prctl::set_child_subreaper(true).context("set child subreaper")?;
@@ -120,11 +98,14 @@ fn exec_in(store: &Store, c: &Container, opts: &ExecOptions) -> Result<i32> {
         init_start_time: c.state.start_time,
         spec: &spec,
         process: &process,
-        console,
+        console: console.theirs,
         preserve_fds: opts.preserve_fds,
         cgroup: cgroup.as_ref(),
         seccomp: seccomp.as_ref(),
-        state: c.hook_state(status),
+        state: seccomp
+            .as_ref()
+            .filter(|f| f.uses_notify())
+            .map(|_| c.hook_state(status)),
         wait_exec: status != Status::Paused,
     })?;
     if let Some(g) = &c.state.resctrl {
@@ -143,7 +124,7 @@ fn exec_in(store: &Store, c: &Container, opts: &ExecOptions) -> Result<i32> {
     if opts.detach {
         return Ok(0);
     }
-    let master = match ours {
+    let master = match console.ours {
         Some(s) => Some(
             crate::tty::recv_pty_master(std::os::fd::AsFd::as_fd(&s))
                 .context("receive the pty master")?,

@@ -54,21 +54,27 @@ impl Drop for Undo {
 
 pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<()> {
     let (b, opts) = load(id, opts)?;
-    create_bundle(store, id, &opts, None, &b)
+    let console = crate::tty::console_for(terminal(&b), opts.console_socket.as_deref(), false)
+        .with_context(|| format!("create {id}"))?;
+    create_bundle(store, id, &opts, console.theirs, &b)
         .with_context(|| format!("create {id}"))
         .map(drop)
 }
 
-/// The checked bundle, and the options with the fds of systemd socket activation added.
-fn load(id: &str, opts: &CreateOptions) -> Result<(bundle::Bundle, CreateOptions)> {
+/// The checked bundle, and the options with the fds of systemd socket activation added
+/// (copied only then).
+fn load<'a>(
+    id: &str,
+    opts: &'a CreateOptions,
+) -> Result<(bundle::Bundle, std::borrow::Cow<'a, CreateOptions>)> {
     super::check_id(id).with_context(|| format!("create {id}"))?;
     let mut b = bundle::load(&opts.bundle).with_context(|| format!("create {id}"))?;
-    let mut opts = opts.clone();
+    let mut opts = std::borrow::Cow::Borrowed(opts);
     let n = listen_fds();
     if n > 0 {
         // As runc: the fds systemd passed (3..3+n) go first, --preserve-fds ones after
         // them, and the process is told in LISTEN_FDS, as its own pid 1.
-        opts.preserve_fds += n;
+        opts.to_mut().preserve_fds += n;
         if let Some(mut p) = b.spec.process().clone() {
             let mut env = p.env().clone().unwrap_or_default();
             env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
@@ -97,8 +103,16 @@ fn listen_fds() -> u32 {
         .unwrap_or(0)
 }
 
-/// Creates a container from a checked bundle; `console` overrides --console-socket (for
-/// `run`, which proxies the terminal itself). Returns init's pid.
+fn terminal(b: &bundle::Bundle) -> bool {
+    b.spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
+}
+
+/// Creates a container from a checked bundle; `console` is where init sends its pty master
+/// (see `tty::console_for`). Returns init's pid.
 fn create_bundle(
     store: &Store,
     id: &str,
@@ -108,29 +122,6 @@ fn create_bundle(
 ) -> Result<i32> {
     let spec = &b.spec;
     let linux = spec.linux().as_ref().expect("checked by bundle");
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    let console = match (console, &opts.console_socket, terminal) {
-        (Some(c), _, _) => Some(c),
-        (None, Some(path), true) => Some(
-            crate::tty::connect_console_socket(path)
-                .with_context(|| format!("--console-socket {}", path.display()))?,
-        ),
-        (None, None, true) => {
-            bail!("process.terminal: a container with a terminal needs --console-socket")
-        }
-        (None, Some(path), false) => {
-            log::warn(&format!(
-                "--console-socket {} ignored: process.terminal is false",
-                path.display()
-            ));
-            None
-        }
-        (None, None, false) => None,
-    };
     // Compiled (or read from the cache) before anything is created: a profile libseccomp
     // refuses leaves nothing to undo.
     let seccomp = linux
@@ -380,32 +371,18 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
 /// it and return its exit code.
 pub fn run(store: &Store, id: &str, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
     let (b, opts) = load(id, opts)?;
-    let opts = &opts;
-    let terminal = b
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    let mut ours = None;
-    let mut console = None;
-    if terminal && opts.console_socket.is_none() {
-        if detach {
-            bail!("run {id}: a detached container with a terminal needs --console-socket");
-        }
-        let (a, b) = crate::tty::proxy_console_pair().with_context(|| format!("run {id}"))?;
-        ours = Some(a);
-        console = Some(b);
-    }
+    let opts = opts.as_ref();
+    let console = crate::tty::console_for(terminal(&b), opts.console_socket.as_deref(), !detach)
+        .with_context(|| format!("run {id}"))?;
     if !detach {
         // Init's parent (the setup process) exits at once: become the reaper that inherits it.
         nix::sys::prctl::set_child_subreaper(true).context("set child subreaper")?;
     }
-    let pid =
-        create_bundle(store, id, opts, console, &b).with_context(|| format!("create {id}"))?;
+    let pid = create_bundle(store, id, opts, console.theirs, &b)
+        .with_context(|| format!("create {id}"))?;
     // Init sent the master during create. Sized before start, so the program's first look
     // at its terminal sees the caller's size, not 0x0.
-    let master = match ours {
+    let master = match console.ours {
         Some(s) => match crate::tty::recv_pty_master(std::os::fd::AsFd::as_fd(&s)) {
             Ok(m) => {
                 if let Some((rows, cols)) = crate::tty::stdin_size() {

@@ -47,8 +47,8 @@ pub struct Exec<'a> {
     pub preserve_fds: u32,
     pub cgroup: &'a dyn Cgroup,
     pub seccomp: Option<&'a Filter>,
-    /// The container's state, for a seccomp notify agent.
-    pub state: serde_json::Value,
+    /// The container's state, for a seccomp notify agent (only with a notifying filter).
+    pub state: Option<serde_json::Value>,
     /// Wait until the process has exec'd (or failed). Not for a paused container: the process
     /// freezes as soon as it joins the cgroup.
     pub wait_exec: bool,
@@ -119,7 +119,11 @@ fn parent(e: &Exec, setup: Pid, sock: &OwnedFd, pid: &mut Option<i32>) -> Result
         return Ok(p);
     }
     if e.seccomp.is_some_and(|f| f.uses_notify()) {
-        super::pass_seccomp_listener(e.spec, sock, &e.state)?;
+        let state = e
+            .state
+            .as_ref()
+            .expect("the state comes with a notifying filter");
+        super::pass_seccomp_listener(e.spec, sock, state)?;
     }
     // The socket is close-on-exec: its end of file is the execve.
     match sync::recv(sock.as_fd())? {
@@ -148,7 +152,7 @@ fn setup_process(
             std::fs::write("/proc/self/oom_score_adj", adj.to_string())
                 .map_err(|err| anyhow!("process.oomScoreAdj: write {adj}: {err}"))?;
         }
-        namespaces::join_all(joins)?;
+        namespaces::join_all(joins).context("enter the container")?;
         // The container's root as its init sees it: right after pivot_root and with
         // --no-pivot alike (the mount namespace's own root is the host's old root then).
         nix::unistd::fchdir(root.as_raw_fd()).context("enter the container's root")?;

@@ -40,44 +40,15 @@ pub fn recv(fd: BorrowedFd) -> Result<Option<String>> {
 
 /// Sends `tag` with an fd attached (SCM_RIGHTS).
 pub fn send_fd(sock: BorrowedFd, tag: &str, fd: BorrowedFd) -> Result<()> {
-    use nix::sys::socket::{sendmsg, ControlMessage, UnixAddr};
-    let fds = [fd.as_raw_fd()];
-    sendmsg::<UnixAddr>(
-        sock.as_raw_fd(),
-        &[std::io::IoSlice::new(tag.as_bytes())],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::MSG_NOSIGNAL,
-        None,
-    )
-    .map(drop)
-    .map_err(|e| anyhow!("sync send {tag}: {e}"))
+    crate::sys::send_with_fd(sock, tag.as_bytes(), fd).map_err(|e| anyhow!("sync send {tag}: {e}"))
 }
 
 /// Receives the fd sent with `tag`; an "error:" message instead becomes the error.
 pub fn recv_fd(sock: BorrowedFd, tag: &str) -> Result<OwnedFd> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned};
-    use std::os::fd::FromRawFd;
     let mut buf = vec![0u8; 64 * 1024];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(|e| anyhow!("sync recv {tag}: {e}"))?;
-    let mut fd = None;
-    for c in msg.cmsgs().map_err(|e| anyhow!("sync recv {tag}: {e}"))? {
-        if let ControlMessageOwned::ScmRights(list) = c {
-            for raw in list {
-                // SAFETY: the kernel just installed this fd in our table for us alone.
-                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                fd.get_or_insert(owned);
-            }
-        }
-    }
-    let n = msg.bytes;
+    let msg =
+        crate::sys::recv_with_fds(sock, &mut buf).map_err(|e| anyhow!("sync recv {tag}: {e}"))?;
+    let n = msg.len;
     let text = String::from_utf8_lossy(&buf[..n]).into_owned();
     if let Some(e) = text.strip_prefix("error:") {
         bail!("{e}");
@@ -88,7 +59,10 @@ pub fn recv_fd(sock: BorrowedFd, tag: &str) -> Result<OwnedFd> {
     if text != tag {
         bail!("unexpected message {text:?} (wanted {tag:?})");
     }
-    fd.ok_or_else(|| anyhow!("sync recv {tag}: no fd attached"))
+    msg.fds
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("sync recv {tag}: no fd attached"))
 }
 
 /// An error message the other side already sent, without waiting for one.

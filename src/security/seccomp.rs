@@ -587,37 +587,7 @@ pub fn send_listener(
             r => break r.map_err(|e| anyhow!("{}: connect: {e}", at()))?,
         }
     }
-    send_with_fd(sock.as_fd(), &payload, fd)
+    crate::sys::send_with_fd(sock.as_fd(), &payload, fd)
         .map_err(|e| anyhow!("{}: send the seccomp listener: {e}", at()))
     // `sock` closes here: the spec wants one message per connection.
-}
-
-/// Sends `payload` with `fd` attached to the first part (the spec allows several sendmsg
-/// calls as long as the fds ride on the first).
-fn send_with_fd(sock: BorrowedFd, payload: &[u8], fd: BorrowedFd) -> nix::Result<()> {
-    use nix::sys::socket::{send, sendmsg, ControlMessage, MsgFlags, UnixAddr};
-    use std::io::IoSlice;
-    let fds = [fd.as_raw_fd()];
-    // A receiver that went away must give an error here, not kill us with SIGPIPE.
-    let flags = MsgFlags::MSG_NOSIGNAL;
-    let mut sent = loop {
-        match sendmsg::<UnixAddr>(
-            sock.as_raw_fd(),
-            &[IoSlice::new(payload)],
-            &[ControlMessage::ScmRights(&fds)],
-            flags,
-            None,
-        ) {
-            Err(Errno::EINTR) => continue,
-            r => break r?,
-        }
-    };
-    while sent < payload.len() {
-        match send(sock.as_raw_fd(), &payload[sent..], flags) {
-            Err(Errno::EINTR) => continue,
-            Ok(0) => return Err(Errno::EPIPE),
-            r => sent += r?,
-        }
-    }
-    Ok(())
 }

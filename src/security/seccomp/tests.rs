@@ -4,7 +4,7 @@
 //! make system calls on memory prepared before the fork (Filter::load does not allocate).
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -560,35 +560,16 @@ fn check_names_the_field() {
 
 /// Receives a message and the fds it carries, then the rest of the stream up to EOF.
 fn recv_all_with_fd(sock: BorrowedFd) -> (Vec<u8>, Vec<OwnedFd>) {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::FromRawFd;
     let mut data = Vec::new();
     let mut fds = Vec::new();
     loop {
         let mut buf = [0u8; 4096];
-        let mut iov = [io::IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!([RawFd; 4]);
-        let msg = recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .unwrap();
-        let n = msg.bytes;
-        for c in msg.cmsgs().unwrap() {
-            if let ControlMessageOwned::ScmRights(list) = c {
-                // SAFETY: the fds were just received and belong to nobody else.
-                fds.extend(
-                    list.into_iter()
-                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                );
-            }
-        }
-        if n == 0 {
+        let msg = crate::sys::recv_with_fds(sock, &mut buf).unwrap();
+        fds.extend(msg.fds);
+        if msg.len == 0 {
             return (data, fds);
         }
-        data.extend_from_slice(&buf[..n]);
+        data.extend_from_slice(&buf[..msg.len]);
     }
 }
 
@@ -657,35 +638,16 @@ fn notify_listener_reaches_the_agent() {
                 .ok_or_else(|| hook_err(2))?;
             // SAFETY: `init_raw` is the child's copy of the socketpair end, open until exec.
             let sock = BorrowedFd::borrow_raw(init_raw);
-            send_with_fd(sock, b"seccomp", fd.as_fd()).map_err(|_| hook_err(3))?;
+            crate::sys::send_with_fd(sock, b"seccomp", fd.as_fd()).map_err(|_| hook_err(3))?;
             Ok(())
         });
     }
     let child = cmd.spawn().unwrap();
     drop(init_end);
     // The runtime's side: receive the listener, pass it on with the container's state.
-    let (m, mut fds) = {
-        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-        use std::os::fd::FromRawFd;
-        let mut buf = [0u8; 64];
-        let mut iov = [io::IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!([RawFd; 1]);
-        let msg = recvmsg::<()>(
-            runtime_end.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .unwrap();
-        let mut fds = Vec::new();
-        for c in msg.cmsgs().unwrap() {
-            if let ControlMessageOwned::ScmRights(l) = c {
-                // SAFETY: just received, owned by nobody else.
-                fds.extend(l.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-            }
-        }
-        (msg.bytes, fds)
-    };
+    let mut buf = [0u8; 64];
+    let msg = crate::sys::recv_with_fds(runtime_end.as_fd(), &mut buf).unwrap();
+    let (m, mut fds) = (msg.len, msg.fds);
     assert_eq!((m, fds.len()), (7, 1));
     let pid = child.id() as i32;
     let state = crate::hooks::state_json(
