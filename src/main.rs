@@ -12,6 +12,7 @@ mod cgroups;
 mod cli;
 mod container;
 mod default_spec;
+mod exe;
 mod features;
 mod hooks;
 mod launch;
@@ -28,7 +29,15 @@ mod sysctl;
 mod tty;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Before anything else: no container process may ever run the host's writable binary.
+    if exe::starts_container_processes(&args) {
+        if let Err(e) = exe::ensure_read_only(&args) {
+            eprintln!("berth: {e:#}");
+            std::process::exit(1);
+        }
+    }
+    let cli = cli::Cli::parse_from(args);
     if let Err(e) = log::init(cli.log.as_deref(), &cli.log_format, cli.debug) {
         eprintln!("berth: {e:#}");
         std::process::exit(1);

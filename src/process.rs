@@ -226,12 +226,12 @@ mod tests {
     }
 }
 
-/// CVE-2019-5736: until execve, init's /proc/self/exe is the runtime's own binary on the
-/// host. A container program that is, or whose `#!` interpreter or ELF interpreter is, that
-/// binary (a symlink or `#!/proc/self/exe`) would run the runtime inside the container,
-/// which could then reopen the host binary for writing through /proc/self/exe. berth does
-/// not re-exec itself from a sealed copy (that costs every start); it refuses such a program
-/// instead, following `#!` and PT_INTERP chains as the kernel would.
+/// A container program that is, or whose `#!` interpreter or ELF interpreter is, the
+/// runtime's binary (a symlink or `#!/proc/self/exe`) would run the runtime inside the
+/// container. That is harmless since berth runs from a read-only view of itself (`exe`, the
+/// CVE-2019-5736 defence), but it is never what a config means, so it is refused with a clear
+/// error, following `#!` and PT_INTERP chains as the kernel would. The check is a courtesy,
+/// not the defence: a race can always beat a path check.
 pub fn refuse_runtime_exe(program: &Path, runtime: (u64, u64)) -> Result<()> {
     check_exe_chain(program, runtime, 0)
 }
@@ -260,7 +260,8 @@ fn check_exe_chain(path: &Path, runtime: (u64, u64), depth: u32) -> Result<()> {
     };
     let head = &head[..n];
     if let Some(rest) = head.strip_prefix(b"#!") {
-        let line = rest.split(|b| *b == b'\n').next().unwrap_or(&[]);
+        // The kernel reads the line as a C string: it ends at a newline or a NUL byte.
+        let line = rest.split(|b| *b == b'\n' || *b == 0).next().unwrap_or(&[]);
         let line = String::from_utf8_lossy(line);
         if let Some(interp) = line.split_whitespace().next() {
             check_exe_chain(Path::new(interp), runtime, depth + 1)?;

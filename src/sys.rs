@@ -58,12 +58,26 @@ pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 /// mount_setattr(fd, "", AT_EMPTY_PATH|AT_RECURSIVE): the recursive mount options (rro,
 /// rnosuid, ...) that mount(2) cannot apply to a whole tree.
 pub fn mount_setattr_recursive(fd: BorrowedFd, set: u64, clr: u64) -> nix::Result<()> {
+    mount_setattr(fd, true, set, clr, 0)
+}
+
+/// mount_setattr(fd, "", AT_EMPTY_PATH[|AT_RECURSIVE]): changes the flags (and, when
+/// `propagation` is not 0, the propagation: MS_SHARED, MS_SLAVE, ...) of the mount `fd` is
+/// on, attached or not. No path is looked up: the flags land on that very mount.
+pub fn mount_setattr(
+    fd: BorrowedFd,
+    recursive: bool,
+    set: u64,
+    clr: u64,
+    propagation: u64,
+) -> nix::Result<()> {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clr,
-        propagation: 0,
+        propagation,
         userns_fd: 0,
     };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
     // SAFETY: the path is a valid NUL-terminated empty string, `attr` lives across the call
     // and its size is passed with it.
     let r = unsafe {
@@ -71,12 +85,136 @@ pub fn mount_setattr_recursive(fd: BorrowedFd, set: u64, clr: u64) -> nix::Resul
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
     Errno::result(r).map(drop)
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
+
+/// open_tree(fd, "", OPEN_TREE_CLONE|AT_EMPTY_PATH[|AT_RECURSIVE]): a detached copy of the
+/// mount (and with `recursive` the mounts below it) at what `fd` refers to, a directory or a
+/// file: a bind mount not yet attached anywhere, whose flags can be set before anyone sees it.
+pub fn clone_mount(fd: BorrowedFd, recursive: bool) -> nix::Result<std::os::fd::OwnedFd> {
+    open_tree(
+        fd.as_raw_fd(),
+        c"",
+        libc::AT_EMPTY_PATH as libc::c_uint,
+        recursive,
+    )
+}
+
+/// The same as `clone_mount`, for a path looked up from the caller's cwd and root.
+pub fn clone_mount_at(
+    path: &std::path::Path,
+    recursive: bool,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    let p =
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
+    open_tree(libc::AT_FDCWD, &p, 0, recursive)
+}
+
+fn open_tree(
+    dir: RawFd,
+    path: &std::ffi::CStr,
+    flags: libc::c_uint,
+    recursive: bool,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    let flags = flags
+        | OPEN_TREE_CLONE
+        | OPEN_TREE_CLOEXEC
+        | if recursive {
+            libc::AT_RECURSIVE as libc::c_uint
+        } else {
+            0
+        };
+    // SAFETY: `path` is a valid NUL-terminated string that outlives the call; the flags are
+    // plain integers.
+    let r = unsafe { libc::syscall(libc::SYS_open_tree, dir, path.as_ptr(), flags) };
+    Errno::result(r).map(|fd| owned(fd as RawFd))
+}
+
+/// move_mount(from, "", to, "", F_EMPTY_PATH|T_EMPTY_PATH): attaches the detached mount `from`
+/// on what `to` refers to (an O_PATH fd resolved inside the rootfs), with no path lookup.
+pub fn move_mount(from: BorrowedFd, to: BorrowedFd) -> nix::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    // SAFETY: both paths are valid NUL-terminated empty strings; the fds are borrowed for
+    // the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// A new, detached filesystem mount: fsopen(fstype), fsconfig for `source` and each of
+/// `options` ("key=value" as a string, "key" as a flag), fsmount with the mount attributes
+/// `attrs`. The caller attaches it with `move_mount` once it is set up.
+pub fn new_mount(
+    fstype: &str,
+    source: &str,
+    options: &[String],
+    attrs: u64,
+) -> Result<std::os::fd::OwnedFd, (Errno, String)> {
+    use std::ffi::CString;
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    let cstr = |s: &str| CString::new(s).map_err(|_| (Errno::EINVAL, s.to_string()));
+    let t = cstr(fstype)?;
+    // SAFETY: `t` is a valid NUL-terminated string that outlives the call.
+    let r = unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), FSOPEN_CLOEXEC) };
+    let fsfd = Errno::result(r)
+        .map(|fd| owned(fd as RawFd))
+        .map_err(|e| (e, format!("fsopen {fstype}")))?;
+    let config = |cmd: libc::c_uint, key: Option<&CString>, value: Option<&CString>| {
+        // SAFETY: key and value are NULL or valid NUL-terminated strings that outlive the
+        // call; the fd is borrowed for it.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fsfd.as_raw_fd(),
+                cmd,
+                key.map_or(std::ptr::null(), |k| k.as_ptr()),
+                value.map_or(std::ptr::null(), |v| v.as_ptr()),
+                0,
+            )
+        };
+        Errno::result(r).map(drop)
+    };
+    let src = cstr(source)?;
+    let key = cstr("source")?;
+    match config(FSCONFIG_SET_STRING, Some(&key), Some(&src)) {
+        // Filesystems with no source of their own (proc, sysfs...) may refuse one.
+        Ok(()) | Err(Errno::EINVAL) => {}
+        Err(e) => return Err((e, format!("source={source}"))),
+    }
+    for o in options {
+        let r = match o.split_once('=') {
+            Some((k, v)) => config(FSCONFIG_SET_STRING, Some(&cstr(k)?), Some(&cstr(v)?)),
+            None => config(FSCONFIG_SET_FLAG, Some(&cstr(o)?), None),
+        };
+        r.map_err(|e| (e, o.clone()))?;
+    }
+    config(FSCONFIG_CMD_CREATE, None, None).map_err(|e| (e, format!("create {fstype}")))?;
+    // SAFETY: plain integer arguments; the fd is borrowed for the call.
+    let r = unsafe { libc::syscall(libc::SYS_fsmount, fsfd.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
+    Errno::result(r)
+        .map(|fd| owned(fd as RawFd))
+        .map_err(|e| (e, format!("fsmount {fstype}")))
 }
 
 /// setdomainname(2), which nix does not wrap.

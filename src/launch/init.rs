@@ -24,6 +24,23 @@ pub fn setup_process(l: &Launch, plan: &Plan, s1: OwnedFd, s2: OwnedFd) -> ! {
     // If the runtime dies mid-setup, nothing should be left waiting for it.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     let r = (|| -> Result<i32> {
+        // Until init's execve nobody else may open this process's /proc entries (its exe
+        // above all, CVE-2019-5736; its memory, CVE-2016-9962): a process of another
+        // container in the same pid namespace, or one `exec`'d into this one, would
+        // otherwise reach them. Init inherits it; execve resets it.
+        nix::sys::prctl::set_dumpable(false).context("make the setup process non-dumpable")?;
+        if let Some(adj) = l
+            .bundle
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.oom_score_adj())
+        {
+            // Through the host's procfs, for this process's own entry, before it is owned by
+            // a user namespace's root; init inherits the value.
+            std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+                .map_err(|e| anyhow!("process.oomScoreAdj: write {adj}: {e}"))?;
+        }
         plan.join()?;
         if plan.new_user {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
@@ -80,11 +97,6 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
     let runtime_exe = nix::sys::stat::stat("/proc/self/exe")
         .map(|st| (st.st_dev, st.st_ino))
         .context("stat /proc/self/exe")?;
-    if let Some(adj) = proc_.oom_score_adj() {
-        // Through the host's procfs, before pivot_root, for this process's own entry.
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| anyhow!("process.oomScoreAdj: write {adj}: {e}"))?;
-    }
     if !l.no_new_keyring {
         match sys::join_session_keyring(l.id) {
             Ok(()) | Err(nix::errno::Errno::ENOSYS) => {}

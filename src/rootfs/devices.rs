@@ -6,12 +6,10 @@ use std::path::Path;
 use anyhow::{anyhow, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use super::resolve::create_in_root;
-use crate::sys::fd_path;
 
 struct Dev<'a> {
     path: &'a Path,
@@ -86,14 +84,15 @@ fn create(root: BorrowedFd, d: &Dev, in_userns: bool) -> Result<()> {
     if in_userns {
         // mknod is not allowed in a user namespace: bind the host's node instead.
         let target = create_in_root(root, d.path, true)?;
-        return mount(
-            Some(d.path),
-            fd_path(target.as_fd()).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
+        return super::mount::bind_onto(
+            super::mount::BindSource::Path(d.path),
+            target.as_fd(),
+            false,
+            (0, 0),
+            true,
         )
-        .map_err(|e| anyhow!("bind host {}: {e}", d.path.display()));
+        .map(drop)
+        .with_context(|| format!("bind host {}", d.path.display()));
     }
     let kind = match d.kind {
         LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
@@ -165,17 +164,21 @@ pub fn create_links(root: BorrowedFd) -> Result<()> {
     Ok(())
 }
 
-/// Binds the terminal's slave onto /dev/console.
+/// Binds the terminal's slave onto /dev/console, by fd: this runs after pivot_root, where a
+/// path through /proc/self/fd would resolve in the container's own /proc.
 pub fn mount_console(root: BorrowedFd, slave: &Path) -> Result<()> {
     let target = create_in_root(root, Path::new("/dev/console"), true)?;
-    mount(
-        Some(slave),
-        fd_path(target.as_fd()).as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
+    let pty = super::resolve::open_in_root(root, slave, OFlag::O_PATH)
+        .map_err(|e| anyhow!("open {}: {e}", slave.display()))?;
+    super::mount::bind_onto(
+        super::mount::BindSource::Fd(pty.as_fd()),
+        target.as_fd(),
+        false,
+        (0, 0),
+        false,
     )
-    .map_err(|e| anyhow!("bind {} on /dev/console: {e}", slave.display()))
+    .map(drop)
+    .with_context(|| format!("bind {} on /dev/console", slave.display()))
 }
 
 /// Opens the host's /dev/null and checks it is the real device (char 1:3), so masking never

@@ -22,8 +22,6 @@ mod resolve;
 pub use mount::{check_mount, propagation_flag};
 pub use resolve::{create_in_root, open_in_root};
 
-use crate::sys::fd_path;
-
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
 pub fn is_procfs(fd: BorrowedFd) -> bool {
@@ -145,30 +143,28 @@ fn mask_paths(root: BorrowedFd, paths: &[String]) -> Result<()> {
             Err(e) => bail!("linux.maskedPaths {p}: open: {e}"),
         };
         let st = nix::sys::stat::fstat(fd.as_raw_fd()).with_context(|| format!("stat {p}"))?;
-        let target = fd_path(fd.as_fd());
         let r = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-            mount(
-                Some("tmpfs"),
-                target.as_str(),
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY,
-                None::<&str>,
-            )
+            crate::sys::new_mount("tmpfs", "tmpfs", &[], crate::sys::MOUNT_ATTR_RDONLY)
+                .map_err(|(e, _)| e)
+                .and_then(|m| crate::sys::move_mount(m.as_fd(), fd.as_fd()))
+                .map_err(|e| anyhow!("linux.maskedPaths {p}: mask: {e}"))
         } else {
-            mount(
-                Some(fd_path(null.as_fd()).as_str()),
-                target.as_str(),
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
+            mount::bind_onto(
+                mount::BindSource::Fd(null.as_fd()),
+                fd.as_fd(),
+                false,
+                (0, 0),
+                false,
             )
+            .map(drop)
+            .with_context(|| format!("linux.maskedPaths {p}: mask"))
         };
-        r.map_err(|e| anyhow!("linux.maskedPaths {p}: mask: {e}"))?;
+        r?;
     }
     Ok(())
 }
 
-/// `linux.readonlyPaths`: each bound on itself and remounted read-only.
+/// `linux.readonlyPaths`: each bound on itself, read-only from the moment it is attached.
 fn readonly_paths(root: BorrowedFd, paths: &[String]) -> Result<()> {
     for p in paths {
         let fd = match open_in_root(root, Path::new(p), OFlag::O_PATH) {
@@ -176,17 +172,14 @@ fn readonly_paths(root: BorrowedFd, paths: &[String]) -> Result<()> {
             Err(Errno::ENOENT) => continue,
             Err(e) => bail!("linux.readonlyPaths {p}: open: {e}"),
         };
-        let fp = fd_path(fd.as_fd());
-        mount(
-            Some(fp.as_str()),
-            fp.as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
+        mount::bind_onto(
+            mount::BindSource::Fd(fd.as_fd()),
+            fd.as_fd(),
+            true,
+            (crate::sys::MOUNT_ATTR_RDONLY, 0),
+            false,
         )
-        .map_err(|e| anyhow!("linux.readonlyPaths {p}: bind: {e}"))?;
-        mount::remount_bind(root, Path::new(p), MsFlags::MS_RDONLY, true)
-            .with_context(|| format!("linux.readonlyPaths {p}"))?;
+        .with_context(|| format!("linux.readonlyPaths {p}"))?;
     }
     Ok(())
 }
@@ -239,9 +232,11 @@ pub fn finish(spec: &Spec) -> Result<()> {
         .and_then(|r| r.readonly())
         .unwrap_or(false)
     {
+        // On the root mount itself, through its fd: after pivot_root a path such as
+        // /proc/self/fd/N would resolve through the container's own /proc, or the image.
         let root = crate::sys::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())?;
-        mount::remount_bind(root.as_fd(), Path::new("/"), MsFlags::MS_RDONLY, true)
-            .context("remount root read-only")?;
+        crate::sys::mount_setattr(root.as_fd(), false, crate::sys::MOUNT_ATTR_RDONLY, 0, 0)
+            .map_err(|e| anyhow!("root.readonly: make the root read-only: {e}"))?;
     }
     Ok(())
 }

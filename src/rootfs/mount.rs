@@ -1,17 +1,17 @@
 //! The `mounts` entries: option parsing and one mount each, made on the fd of a destination
 //! resolved inside the rootfs.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::mount::{mount, MsFlags};
+use nix::mount::MsFlags;
 use nix::sys::statvfs::{fstatvfs, FsFlags};
 use oci_spec::runtime::Mount;
 
-use super::resolve::{clean, create_in_root, open_in_root};
+use super::resolve::{clean, create_in_root};
 use crate::sys::{self, fd_path};
 
 /// What a mount's `options` ask for.
@@ -220,55 +220,159 @@ pub struct MountContext<'a> {
     pub mount_label: Option<&'a str>,
 }
 
-/// Flags a mount already has that a remount must keep: inside a user namespace the kernel
-/// refuses to drop nosuid/nodev/noexec/atime flags it locked.
-fn locked_flags(fd: BorrowedFd) -> MsFlags {
-    let Ok(st) = fstatvfs(fd) else {
-        return MsFlags::empty();
-    };
-    let f = st.flags();
-    let mut out = MsFlags::empty();
-    for (s, m) in [
-        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+/// The mount attributes (`MOUNT_ATTR_*`, for mount_setattr and fsmount) that set and clear
+/// the per-mount flags among `flags` and `cleared`. Superblock flags (sync, dirsync...) have
+/// no mount attribute and are left out.
+pub fn mount_attrs(flags: MsFlags, cleared: MsFlags) -> (u64, u64) {
+    let mut set = 0;
+    let mut clr = 0;
+    for (f, a) in [
+        (MsFlags::MS_RDONLY, sys::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, sys::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, sys::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, sys::MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NODIRATIME, sys::MOUNT_ATTR_NODIRATIME),
+        (MS_NOSYMFOLLOW, sys::MOUNT_ATTR_NOSYMFOLLOW),
     ] {
-        if f.contains(s) {
-            out |= m;
+        if flags.contains(f) {
+            set |= a;
+        } else if cleared.contains(f) {
+            clr |= a;
         }
     }
-    out
+    // The atime modes are one field: clearing MOUNT_ATTR__ATIME selects the new one.
+    let atime = if flags.contains(MsFlags::MS_NOATIME) {
+        Some(sys::MOUNT_ATTR_NOATIME)
+    } else if flags.contains(MsFlags::MS_STRICTATIME) {
+        Some(sys::MOUNT_ATTR_STRICTATIME)
+    } else if flags.contains(MsFlags::MS_RELATIME)
+        || cleared.intersects(MsFlags::MS_NOATIME | MsFlags::MS_STRICTATIME)
+    {
+        Some(sys::MOUNT_ATTR_RELATIME)
+    } else {
+        None
+    };
+    if let Some(a) = atime {
+        set |= a;
+        clr |= sys::MOUNT_ATTR__ATIME;
+    }
+    (set, clr)
 }
 
-/// Remounts the mount at `dest` (resolved again: the new mount, not what was under it) with
-/// `flags` as a bind remount, keeping what the kernel locked.
-pub fn remount_bind(ctx_root: BorrowedFd, dest: &Path, flags: MsFlags, keep: bool) -> Result<()> {
-    let fd = open_in_root(ctx_root, dest, OFlag::O_PATH)
-        .map_err(|e| anyhow!("reopen {}: {e}", dest.display()))?;
-    let mut f = flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
-    if keep {
-        f |= locked_flags(fd.as_fd());
+/// Inside a user namespace the kernel locks the nosuid, nodev, noexec and atime flags a mount
+/// had when the namespace copied it: an attempt to clear them fails, so leave them as they are.
+fn keep_locked(fd: BorrowedFd, set: u64, clr: u64) -> (u64, u64) {
+    let Ok(st) = fstatvfs(fd) else {
+        return (set, clr);
+    };
+    let f = st.flags();
+    let mut clr = clr;
+    let mut set = set;
+    for (s, a) in [
+        (FsFlags::ST_NOSUID, sys::MOUNT_ATTR_NOSUID),
+        (FsFlags::ST_NODEV, sys::MOUNT_ATTR_NODEV),
+        (FsFlags::ST_NOEXEC, sys::MOUNT_ATTR_NOEXEC),
+    ] {
+        if f.contains(s) {
+            clr &= !a;
+        }
     }
-    mount(
-        None::<&str>,
-        fd_path(fd.as_fd()).as_str(),
-        None::<&str>,
-        f,
-        None::<&str>,
-    )
-    .map_err(|e| anyhow!("remount {} ({f:?}): {e}", dest.display()))
+    if f.intersects(FsFlags::ST_NOATIME | FsFlags::ST_NODIRATIME)
+        || !f.contains(FsFlags::ST_RELATIME)
+    {
+        set &= !(sys::MOUNT_ATTR__ATIME | sys::MOUNT_ATTR_NODIRATIME);
+        clr &= !(sys::MOUNT_ATTR__ATIME | sys::MOUNT_ATTR_NODIRATIME);
+    }
+    (set, clr)
 }
 
-fn refuse_procfs_target(fd: BorrowedFd, dest: &Path, typ: &str) -> Result<()> {
-    if super::is_procfs(fd) {
-        // A symlink in the rootfs may point a harmless-looking destination into /proc.
-        check_proc_destination(dest, typ)
-            .with_context(|| format!("{} resolves into procfs", dest.display()))?;
+/// Sets the flags of the mount `fd` is the root of, attached or detached, through the fd:
+/// no path is looked up, so nothing can redirect them to another mount.
+pub fn set_mount_flags(fd: BorrowedFd, set: u64, clr: u64, in_userns: bool) -> nix::Result<()> {
+    let (set, clr) = if in_userns {
+        keep_locked(fd, set, clr)
+    } else {
+        (set, clr)
+    };
+    if set == 0 && clr == 0 {
+        return Ok(());
     }
-    Ok(())
+    sys::mount_setattr(fd, false, set, clr, 0)
+}
+
+/// Where a bind mount comes from.
+pub enum BindSource<'a> {
+    /// A host path, looked up as mount(2) would.
+    Path(&'a Path),
+    /// An fd: a file or directory already resolved.
+    Fd(BorrowedFd<'a>),
+}
+
+/// Binds `src` onto `target` (an fd resolved inside the rootfs): a detached clone of the
+/// source (open_tree), its flags set on it (mount_setattr), then attached (move_mount). The
+/// mount is read-only (or nosuid...) before any path leads to it, and no path is looked up
+/// again to get there: a container swapping a directory for a symlink cannot make the flags
+/// land on another mount. Returns the fd of the new mount.
+pub fn bind_onto(
+    src: BindSource,
+    target: BorrowedFd,
+    recursive: bool,
+    (set, clr): (u64, u64),
+    in_userns: bool,
+) -> Result<OwnedFd> {
+    let clone = match src {
+        BindSource::Path(p) => sys::clone_mount_at(p, recursive),
+        BindSource::Fd(fd) => sys::clone_mount(fd, recursive),
+    }
+    .map_err(|e| anyhow!("clone the source mount: {e}"))?;
+    set_mount_flags(clone.as_fd(), set, clr, in_userns)
+        .map_err(|e| anyhow!("set mount flags: {e}"))?;
+    sys::move_mount(clone.as_fd(), target).map_err(|e| anyhow!("attach: {e}"))?;
+    Ok(clone)
+}
+
+/// A new filesystem (`fstype`, from `source`, with the filesystem's `data` options) set up
+/// detached with the attributes `attrs`, then attached on `target`. Returns the fd of the new
+/// mount's root.
+fn new_mount_onto(
+    fstype: &str,
+    source: &str,
+    data: &[String],
+    attrs: u64,
+    target: BorrowedFd,
+) -> std::result::Result<OwnedFd, (Errno, String)> {
+    let fd = sys::new_mount(fstype, source, data, attrs)?;
+    sys::move_mount(fd.as_fd(), target).map_err(|e| (e, "attach".to_string()))?;
+    Ok(fd)
+}
+
+/// Refuses a destination that resolved into procfs anywhere but where its path literally
+/// says, and then only at the allowed /proc paths: the check is on where the fd landed, not
+/// on the configured string (an image's `/etc -> /proc/sys/kernel` would otherwise let a bind
+/// at /etc/hostname land on /proc/sys/kernel/hostname).
+fn refuse_procfs_target(
+    root: BorrowedFd,
+    target: BorrowedFd,
+    dest: &Path,
+    typ: &str,
+) -> Result<()> {
+    if !super::is_procfs(target) {
+        return Ok(());
+    }
+    let dest = clean(dest);
+    let literal = |fd: BorrowedFd| nix::fcntl::readlink(fd_path(fd).as_str()).ok();
+    let (Some(at), Some(root_path)) = (literal(target), literal(root)) else {
+        bail!("{} resolves into procfs", dest.display());
+    };
+    let expected = Path::new(&root_path).join(dest.strip_prefix("/").unwrap_or(&dest));
+    if Path::new(&at) != expected {
+        bail!(
+            "{} resolves into procfs through a symlink: refused",
+            dest.display()
+        );
+    }
+    check_proc_destination(&dest, typ)
+        .with_context(|| format!("{} resolves into procfs", dest.display()))
 }
 
 /// Mounts one entry.
@@ -277,8 +381,9 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
     let flags = o.flags & !MsFlags::MS_REMOUNT;
-    if typ == "cgroup" || typ == "cgroup2" {
-        mount_cgroup(ctx, dest, flags)?;
+    let attrs = mount_attrs(flags, o.cleared);
+    let mounted = if typ == "cgroup" || typ == "cgroup2" {
+        mount_cgroup(ctx, dest, flags)?
     } else if o.bind || typ == "bind" {
         let src = m.source().as_ref().expect("checked: bind has a source");
         let src = if src.is_absolute() {
@@ -288,44 +393,47 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
         };
         let meta = std::fs::metadata(&src).map_err(|e| anyhow!("source {}: {e}", src.display()))?;
         let target = create_in_root(ctx.root, dest, !meta.is_dir())?;
-        refuse_procfs_target(target.as_fd(), dest, "bind")?;
-        let mut bf = MsFlags::MS_BIND;
-        if o.recursive_bind {
-            bf |= MsFlags::MS_REC;
-        }
-        mount(
-            Some(&src),
-            fd_path(target.as_fd()).as_str(),
-            None::<&str>,
-            bf,
-            None::<&str>,
+        refuse_procfs_target(ctx.root, target.as_fd(), dest, "bind")?;
+        bind_onto(
+            BindSource::Path(&src),
+            target.as_fd(),
+            o.recursive_bind,
+            attrs,
+            ctx.in_userns,
         )
-        .map_err(|e| anyhow!("bind {} on {}: {e}", src.display(), dest.display()))?;
-        let extra = flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
-        if !extra.is_empty() {
-            remount_bind(ctx.root, dest, extra, ctx.in_userns)?;
-        }
+        .with_context(|| format!("bind {} on {}", src.display(), dest.display()))?
     } else {
         let target = create_in_root(ctx.root, dest, false)?;
-        refuse_procfs_target(target.as_fd(), dest, typ)?;
+        refuse_procfs_target(ctx.root, target.as_fd(), dest, typ)?;
         let mut data = o.data.clone();
         if let Some(label) = ctx.mount_label {
             if matches!(typ, "tmpfs" | "devpts" | "mqueue") {
                 data.push(format!("context=\"{label}\""));
             }
         }
-        let data = data.join(",");
+        // Superblock flags a new filesystem takes as options.
+        for (f, name) in [
+            (MsFlags::MS_SYNCHRONOUS, "sync"),
+            (MsFlags::MS_DIRSYNC, "dirsync"),
+            (MsFlags::MS_LAZYTIME, "lazytime"),
+            (MsFlags::MS_MANDLOCK, "mand"),
+            (MsFlags::MS_SILENT, "silent"),
+        ] {
+            if flags.contains(f) {
+                data.push(name.to_string());
+            }
+        }
         let source = m
             .source()
             .as_ref()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| typ.to_string());
-        let tp = fd_path(target.as_fd());
         // The image's directory, still reachable through this fd once the tmpfs covers it.
         let below = if o.tmpcopyup {
             Some(
-                sys::open(
-                    tp.as_str(),
+                sys::openat(
+                    target.as_fd(),
+                    ".",
                     OFlag::O_RDONLY | OFlag::O_DIRECTORY,
                     nix::sys::stat::Mode::empty(),
                 )
@@ -334,131 +442,123 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
         } else {
             None
         };
-        let r = mount(
-            Some(source.as_str()),
-            tp.as_str(),
-            Some(typ),
-            flags,
-            (!data.is_empty()).then_some(data.as_str()),
-        );
-        match (r, typ) {
-            (Ok(()), _) => {}
+        let top = match new_mount_onto(typ, &source, &data, attrs.0, target.as_fd()) {
+            Ok(fd) => fd,
             // Without its own network namespace a user namespace may not mount sysfs (nor
             // mqueue without an ipc one): bind the host's instead, as runc does.
-            (Err(Errno::EPERM), "sysfs") | (Err(Errno::EPERM), "mqueue") if ctx.in_userns => {
-                let host = if typ == "sysfs" {
+            Err((Errno::EPERM, _)) if ctx.in_userns && matches!(typ, "sysfs" | "mqueue") => {
+                let host = Path::new(if typ == "sysfs" {
                     "/sys"
                 } else {
                     "/dev/mqueue"
-                };
-                mount(
-                    Some(host),
-                    tp.as_str(),
-                    None::<&str>,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None::<&str>,
-                )
-                .map_err(|e| anyhow!("bind {host} on {}: {e}", dest.display()))?;
-                remount_bind(ctx.root, dest, flags, true)?;
+                });
+                bind_onto(BindSource::Path(host), target.as_fd(), true, attrs, true)
+                    .with_context(|| format!("bind {} on {}", host.display(), dest.display()))?
             }
-            (Err(e), _) => bail!("mount {typ} on {}: {e}", dest.display()),
-        }
+            Err((e, what)) if what.starts_with("fs") || what.starts_with("create") => {
+                bail!("mount {typ} on {}: {e}", dest.display())
+            }
+            Err((e, what)) => bail!("mount {typ} on {} ({what}): {e}", dest.display()),
+        };
         if let Some(below) = below {
-            let top = open_in_root(ctx.root, dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
-                .map_err(|e| anyhow!("tmpcopyup: reopen {}: {e}", dest.display()))?;
+            let top = sys::openat(
+                top.as_fd(),
+                ".",
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| anyhow!("tmpcopyup: open the tmpfs on {}: {e}", dest.display()))?;
             let keep_mode = o.data.iter().any(|d| d.starts_with("mode="));
             super::copyup::copy_dir(below.as_fd(), top.as_fd(), keep_mode)
                 .with_context(|| format!("tmpcopyup: copy {} into its tmpfs", dest.display()))?;
         }
+        top
+    };
+    // On the new mount itself, through its fd, now that it is attached.
+    for p in &o.propagation {
+        sys::mount_setattr(
+            mounted.as_fd(),
+            p.contains(MsFlags::MS_REC),
+            0,
+            0,
+            (*p & !MsFlags::MS_REC).bits(),
+        )
+        .map_err(|e| anyhow!("set propagation of {}: {e}", dest.display()))?;
     }
-    if !o.propagation.is_empty() || o.rec_set != 0 || o.rec_clr != 0 {
-        let fd = open_in_root(ctx.root, dest, OFlag::O_PATH)
-            .map_err(|e| anyhow!("reopen {}: {e}", dest.display()))?;
-        for p in &o.propagation {
-            mount(
-                None::<&str>,
-                fd_path(fd.as_fd()).as_str(),
-                None::<&str>,
-                *p,
-                None::<&str>,
-            )
-            .map_err(|e| anyhow!("set propagation of {}: {e}", dest.display()))?;
-        }
-        if o.rec_set != 0 || o.rec_clr != 0 {
-            sys::mount_setattr_recursive(fd.as_fd(), o.rec_set, o.rec_clr)
-                .map_err(|e| anyhow!("mount_setattr {}: {e}", dest.display()))?;
-        }
+    if o.rec_set != 0 || o.rec_clr != 0 {
+        sys::mount_setattr_recursive(mounted.as_fd(), o.rec_set, o.rec_clr)
+            .map_err(|e| anyhow!("mount_setattr {}: {e}", dest.display()))?;
     }
     Ok(())
 }
 
 /// A `cgroup` mount shows the container its own cgroup: with a cgroup namespace on v2 a fresh
 /// cgroup2 mount does that by itself; otherwise the container's directories are bound from the
-/// host (under a tmpfs, one per hierarchy, on v1), so the host's tree stays hidden.
-fn mount_cgroup(ctx: &MountContext, dest: &Path, flags: MsFlags) -> Result<()> {
+/// host (under a tmpfs, one per hierarchy, on v1), so the host's tree stays hidden. Returns the
+/// fd of the mount at `dest`.
+fn mount_cgroup(ctx: &MountContext, dest: &Path, flags: MsFlags) -> Result<OwnedFd> {
     let target = create_in_root(ctx.root, dest, false)?;
-    let tp = fd_path(target.as_fd());
+    let attrs = mount_attrs(flags, MsFlags::empty());
     if ctx.cgroup_v2 {
         if ctx.new_cgroupns {
-            mount(
-                Some("cgroup2"),
-                tp.as_str(),
-                Some("cgroup2"),
-                flags,
-                None::<&str>,
-            )
-            .map_err(|e| anyhow!("mount cgroup2 on {}: {e}", dest.display()))?;
-            return Ok(());
+            return new_mount_onto("cgroup2", "cgroup2", &[], attrs.0, target.as_fd())
+                .map_err(|(e, _)| anyhow!("mount cgroup2 on {}: {e}", dest.display()));
         }
         let (_, host) = ctx
             .cgroup_sources
             .first()
             .ok_or_else(|| anyhow!("no cgroup to mount on {}", dest.display()))?;
-        mount(
-            Some(host),
-            tp.as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
+        return bind_onto(
+            BindSource::Path(host),
+            target.as_fd(),
+            false,
+            attrs,
+            ctx.in_userns,
         )
-        .map_err(|e| anyhow!("bind {} on {}: {e}", host.display(), dest.display()))?;
-        return remount_bind(ctx.root, dest, flags, true);
+        .with_context(|| format!("bind {} on {}", host.display(), dest.display()));
     }
-    let tmpfs_flags = flags & !MsFlags::MS_RDONLY;
-    mount(
-        Some("tmpfs"),
-        tp.as_str(),
-        Some("tmpfs"),
-        tmpfs_flags,
-        Some("mode=755"),
+    // The tmpfs stays writable until its mount points are made, then takes the flags.
+    let rw = attrs.0 & !sys::MOUNT_ATTR_RDONLY;
+    let tmpfs = new_mount_onto(
+        "tmpfs",
+        "tmpfs",
+        &["mode=755".to_string()],
+        rw,
+        target.as_fd(),
     )
-    .map_err(|e| anyhow!("mount tmpfs on {}: {e}", dest.display()))?;
+    .map_err(|(e, _)| anyhow!("mount tmpfs on {}: {e}", dest.display()))?;
     for (name, host) in ctx.cgroup_sources {
         let sub = dest.join(name);
-        let t = create_in_root(ctx.root, &sub, false)?;
-        mount(
-            Some(host),
-            fd_path(t.as_fd()).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
+        // Inside the tmpfs just made, through its fd: nothing of the image is below it.
+        match nix::sys::stat::mkdirat(
+            Some(std::os::fd::AsRawFd::as_raw_fd(&tmpfs)),
+            name.as_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => bail!("create {}: {e}", sub.display()),
+        }
+        let t = sys::openat(
+            tmpfs.as_fd(),
+            name.as_str(),
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY,
+            nix::sys::stat::Mode::empty(),
         )
-        .map_err(|e| anyhow!("bind {} on {}: {e}", host.display(), sub.display()))?;
-        remount_bind(ctx.root, &sub, flags, true)?;
+        .map_err(|e| anyhow!("open {}: {e}", sub.display()))?;
+        bind_onto(
+            BindSource::Path(host),
+            t.as_fd(),
+            false,
+            attrs,
+            ctx.in_userns,
+        )
+        .with_context(|| format!("bind {} on {}", host.display(), sub.display()))?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
-        let fd = open_in_root(ctx.root, dest, OFlag::O_PATH)
-            .map_err(|e| anyhow!("reopen {}: {e}", dest.display()))?;
-        mount(
-            None::<&str>,
-            fd_path(fd.as_fd()).as_str(),
-            None::<&str>,
-            flags | MsFlags::MS_REMOUNT,
-            Some("mode=755"),
-        )
-        .map_err(|e| anyhow!("remount {} read-only: {e}", dest.display()))?;
+        sys::mount_setattr(tmpfs.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)
+            .map_err(|e| anyhow!("make {} read-only: {e}", dest.display()))?;
     }
-    Ok(())
+    Ok(tmpfs)
 }
 
 #[cfg(test)]
