@@ -335,6 +335,31 @@ fn owned(fd: RawFd) -> std::os::fd::OwnedFd {
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }
 
+/// pidfd_open(2): a handle on process `pid` that keeps naming that process, not whichever
+/// later gets its number. Only sound for a pid that cannot have been reaped yet (the
+/// caller's own child).
+pub fn pidfd_open(pid: i32) -> nix::Result<std::os::fd::OwnedFd> {
+    // SAFETY: plain integer arguments.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    Errno::result(r).map(|fd| owned(fd as RawFd))
+}
+
+/// pidfd_send_signal(2) of SIGKILL: kills the process behind the pidfd, and only it (ESRCH
+/// once it has exited), never a process that reused its pid.
+pub fn pidfd_kill(pidfd: BorrowedFd) -> nix::Result<()> {
+    // SAFETY: a borrowed fd, a signal number and NULL info.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
 /// open(2) with O_CLOEXEC always added.
 pub fn open<P: ?Sized + nix::NixPath>(
     path: &P,

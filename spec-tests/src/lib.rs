@@ -611,7 +611,12 @@ impl Default for Runtime {
 
 impl Runtime {
     pub fn new() -> Runtime {
-        let bin = runtime_path();
+        Runtime::with_binary(runtime_path())
+    }
+
+    /// A runtime run from another binary: a throw-away copy of the one under test, for the
+    /// attacks that try to overwrite it.
+    pub fn with_binary(bin: PathBuf) -> Runtime {
         assert!(
             bin.is_file(),
             "runtime binary {} not found: build it (cargo build --release) or set RUNTIME=/path/to/runtime",

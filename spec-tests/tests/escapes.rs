@@ -15,7 +15,8 @@ use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::fs;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::symlink;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -459,4 +460,536 @@ fn proc_symlink_does_not_redirect_sysctl_or_masks() {
     if !out.success() {
         out.assert_fail();
     }
+}
+
+// ---------------------------------------------- CVE-2019-5736: the runtime's binary
+
+/// The attacker of the CVE-2019-5736 tests (spec-tests/attack/grab_exe.c), built once,
+/// static: the test rootfs has no libc. It only ever keeps and writes files whose
+/// device:inode the test names, all in the test's scratch dir.
+fn grab_exe() -> &'static Path {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("attack/grab_exe.c");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("grab_exe");
+        let st = Command::new("cc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .expect("run cc (make deps installs gcc and libc6-dev)");
+        assert!(st.success(), "cc -static {} failed", src.display());
+        out
+    })
+}
+
+/// The ELF interpreter and shared libraries `ldd` lists for a binary (none for a static one).
+fn shared_libraries(bin: &Path) -> Vec<std::path::PathBuf> {
+    let out = Command::new("ldd").arg(bin).output().expect("run ldd");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let path = match l.split_once("=>") {
+                Some((_, rest)) => rest.trim().split(' ').next()?,
+                None => l.split(' ').next()?,
+            };
+            path.starts_with('/')
+                .then(|| std::path::PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// `device:inode` of a file, as the attacker names its targets.
+fn file_id(p: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(p).unwrap();
+    format!("{}:{}", m.dev(), m.ino())
+}
+
+/// A runtime that runs from a throw-away copy of the one under test, so that an attack that
+/// works overwrites the copy, never the real binary. The copy's bytes are kept to compare.
+struct ExeScratch {
+    rt: Runtime,
+    copy: std::path::PathBuf,
+    original: Vec<u8>,
+    // Dropped after `rt`, whose drop still runs the copy to delete containers.
+    _dir: TempDir,
+}
+
+impl ExeScratch {
+    fn new() -> ExeScratch {
+        let dir = TempDir::new("exe-copy");
+        let name = runtime_path().file_name().unwrap().to_owned();
+        let copy = dir.path().join(name);
+        fs::copy(runtime_path(), &copy).unwrap();
+        let original = fs::read(&copy).unwrap();
+        ExeScratch {
+            rt: Runtime::with_binary(copy.clone()),
+            copy,
+            original,
+            _dir: dir,
+        }
+    }
+
+    /// A bundle whose private rootfs holds the attacker at /grab and, at /evil, a script
+    /// whose `#!` line leads to /proc/self/exe with a NUL byte after it (the kernel stops
+    /// at the NUL; a check that reads past it sees no such file).
+    fn bundle(&self, prefix: &str) -> (Bundle, std::path::PathBuf) {
+        let mut b = self.rt.bundle(prefix);
+        let rootfs = b.private_rootfs();
+        fs::copy(grab_exe(), rootfs.join("grab")).unwrap();
+        // The runtime's loader and libraries, as an image with a libc has them: so that its
+        // binary, once a container gets it to run, does run there (briefly: it finds no
+        // command it knows), as it did in the 2019 exploit.
+        for lib in shared_libraries(&self.copy) {
+            let to = rootfs.join(lib.strip_prefix("/").unwrap());
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(&lib, &to).unwrap();
+        }
+        fs::write(rootfs.join("evil"), b"#!/proc/self/exe\0\n").unwrap();
+        fs::set_permissions(rootfs.join("evil"), fs::Permissions::from_mode(0o755)).unwrap();
+        let out = b.out_dir();
+        (b, out)
+    }
+
+    /// The attacker's command line inside the container: it keeps handles on `targets`.
+    fn grabber(targets: &[String]) -> String {
+        format!(
+            "/grab /out/stop 20000 {} > /out/grab.log 2>&1",
+            targets.join(" ")
+        )
+    }
+
+    /// Asserts the copy of the runtime is byte for byte what it was.
+    fn assert_unchanged(&self, what: &str, log: &str) {
+        let now = fs::read(&self.copy).unwrap();
+        assert!(
+            now == self.original,
+            "{what}: the container overwrote the runtime's binary ({} bytes, was {}):\n{log}",
+            now.len(),
+            self.original.len()
+        );
+        assert!(!log.contains("WROTE"), "{what}: the attacker wrote:\n{log}");
+    }
+}
+
+/// Waits until the attacker's log holds `word`; returns the log. Generous: the race tests
+/// that run beside it keep both cores busy.
+fn wait_log(out: &Path, word: &str) -> String {
+    let deadline = std::time::Instant::now() + 6 * WAIT_TIMEOUT;
+    loop {
+        let log = fs::read_to_string(out.join("grab.log")).unwrap_or_default();
+        if log.contains(word) || std::time::Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Tells the attacker to stop scanning and try its writes; returns its whole log.
+fn finish_grab(out: &Path) -> String {
+    fs::write(out.join("stop"), b"").unwrap();
+    let log = wait_log(out, "DONE");
+    assert!(log.contains("DONE"), "the attacker did not finish:\n{log}");
+    log
+}
+
+/// Control for the CVE-2019-5736 tests: in a container of the runtime under test, the
+/// attacker, `exec`'d in while init waits for `start`, grabs the exe of a process that runs a
+/// writable host binary (a busybox copy bound in from the scratch dir) and, once that binary
+/// is no longer running, overwrites it. So the attacker and the byte comparison do detect a
+/// writable handle when there is one.
+#[test]
+fn exe_attack_control_overwrites_a_writable_binary() {
+    let s = ExeScratch::new();
+    let (mut b, out) = s.bundle("exe-ctl");
+    let hostbin = b.bind_dir("hostbin", "/hostbin", false);
+    fs::copy(busybox(), hostbin.join("sh")).unwrap();
+    let before = fs::read(hostbin.join("sh")).unwrap();
+    // init: the writable copy, for a second, then the image's busybox.
+    b.args(&["/hostbin/sh", "-c", "sleep 1; exec /bin/sleep 10"]);
+    s.rt.create(&b).assert_ok();
+    let id = b.id().to_string();
+    let grab = ExeScratch::grabber(&[file_id(&hostbin.join("sh"))]);
+    s.rt.exec(&["exec", "-d", &id, "sh", "-c", &grab])
+        .assert_ok();
+    let log = wait_log(&out, "SCANNED");
+    assert!(
+        log.contains("SCANNED"),
+        "the attacker did not start:\n{log}"
+    );
+    s.rt.start(&id).assert_ok();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let log = finish_grab(&out);
+    assert!(
+        log.contains("WROTE") && fs::read(hostbin.join("sh")).unwrap() != before,
+        "control: the attacker failed to overwrite a writable binary it could see:\n{log}"
+    );
+}
+
+/// CVE-2019-5736 through a created container: a process `exec -d`'d into it while its init
+/// waits for `start` opens /proc/1/exe (the runtime's binary until init's execve), then
+/// writes the file through that handle once init runs the container's program. berth's init
+/// is not dumpable and runs from a read-only view of the binary: neither step works.
+#[test]
+fn exe_of_waiting_init_via_exec_is_not_writable() {
+    let s = ExeScratch::new();
+    let (mut b, out) = s.bundle("exe-exec");
+    b.args(&["sleep", "10"]);
+    s.rt.create(&b).assert_ok();
+    let id = b.id().to_string();
+    let grab = ExeScratch::grabber(&[file_id(&s.copy)]);
+    s.rt.exec(&["exec", "-d", &id, "sh", "-c", &grab])
+        .assert_ok();
+    let log = wait_log(&out, "SCANNED");
+    assert!(
+        log.contains("SCANNED"),
+        "the attacker did not start:\n{log}"
+    );
+    s.rt.start(&id).assert_ok();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = finish_grab(&out);
+    s.assert_unchanged("exec into a created container", &log);
+}
+
+/// CVE-2019-5736 from a second container that joins the first's pid namespace while the
+/// first's init waits for `start`.
+#[test]
+fn exe_of_waiting_init_via_second_container_is_not_writable() {
+    let s = ExeScratch::new();
+    let (mut a, _) = s.bundle("exe-a");
+    a.args(&["sleep", "10"]);
+    s.rt.create(&a).assert_ok();
+    let pid = s.rt.pid(a.id());
+    let (mut b, out) = s.bundle("exe-b");
+    b.set_namespace("pid", Some(&format!("/proc/{pid}/ns/pid")));
+    b.sh(&ExeScratch::grabber(&[file_id(&s.copy)]));
+    s.rt.run_with(&b, &["--detach"]).assert_ok();
+    let log = wait_log(&out, "SCANNED");
+    assert!(
+        log.contains("SCANNED"),
+        "the attacker did not start:\n{log}"
+    );
+    s.rt.start(a.id()).assert_ok();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = finish_grab(&out);
+    s.assert_unchanged("a second container in the pid namespace", &log);
+}
+
+/// CVE-2019-5736 through `exec` of a `#!/proc/self/exe\0` script, twenty times, with the
+/// attacker scanning for the runtime's binary running in the container meanwhile.
+#[test]
+fn nul_shebang_exec_does_not_expose_the_runtime() {
+    let s = ExeScratch::new();
+    let (mut b, out) = s.bundle("exe-nul");
+    b.args(&["sleep", "10"]);
+    s.rt.run_with(&b, &["--detach"]).assert_ok();
+    let id = b.id().to_string();
+    let grab = ExeScratch::grabber(&[file_id(&s.copy)]);
+    s.rt.exec(&["exec", "-d", &id, "sh", "-c", &grab])
+        .assert_ok();
+    let log = wait_log(&out, "SCANNED");
+    assert!(
+        log.contains("SCANNED"),
+        "the attacker did not start:\n{log}"
+    );
+    for _ in 0..20 {
+        // berth refuses the program; whatever a runtime does, its binary must stay whole.
+        let _ = s.rt.exec(&["exec", &id, "/evil"]);
+    }
+    let log = finish_grab(&out);
+    s.assert_unchanged("exec of a NUL #! script", &log);
+}
+
+/// CVE-2019-5736 with the same script as the container's entrypoint (create, then start),
+/// the attacker `exec`'d in before the start.
+#[test]
+fn nul_shebang_entrypoint_does_not_expose_the_runtime() {
+    let s = ExeScratch::new();
+    let (mut b, out) = s.bundle("exe-entry");
+    b.args(&["/evil"]);
+    let created = s.rt.create(&b);
+    if is_berth() {
+        // berth refuses a program that leads to its own binary, NUL or not.
+        assert!(
+            !created.success() && created.stderr.contains("CVE-2019-5736"),
+            "berth ran a #!/proc/self/exe\\0 entrypoint:\n{created}"
+        );
+    }
+    if created.success() {
+        let id = b.id().to_string();
+        let grab = ExeScratch::grabber(&[file_id(&s.copy)]);
+        s.rt.exec(&["exec", "-d", &id, "sh", "-c", &grab])
+            .assert_ok();
+        let log = wait_log(&out, "SCANNED");
+        assert!(
+            log.contains("SCANNED"),
+            "the attacker did not start:\n{log}"
+        );
+        let _ = s.rt.start(&id);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let log = finish_grab(&out);
+        s.assert_unchanged("a NUL #! entrypoint", &log);
+    } else {
+        s.assert_unchanged("a NUL #! entrypoint (refused)", "");
+    }
+}
+
+/// CVE-2019-5736 by a race: the container swaps /x between a real program and the NUL `#!`
+/// script while `exec /x` runs three hundred times, so that the runtime's check sees the
+/// program and execve runs the script (and with it the runtime's binary, in the container).
+/// Whatever wins, the binary the attacker can reach is read-only.
+#[test]
+fn exec_swap_race_does_not_expose_the_runtime() {
+    let s = ExeScratch::new();
+    let (mut b, out) = s.bundle("exe-race");
+    b.config_mut()["root"]["readonly"] = json!(false);
+    b.sh("i=0; while [ $i -lt 200000 ] && [ ! -e /out/stop ]; do ln -sfn /evil /x; ln -sfn /bin/true /x; i=$((i+1)); done");
+    s.rt.run_with(&b, &["--detach"]).assert_ok();
+    let id = b.id().to_string();
+    let grab = ExeScratch::grabber(&[file_id(&s.copy)]);
+    s.rt.exec(&["exec", "-d", &id, "sh", "-c", &grab])
+        .assert_ok();
+    let log = wait_log(&out, "SCANNED");
+    assert!(
+        log.contains("SCANNED"),
+        "the attacker did not start:\n{log}"
+    );
+    let mut ran_runtime = 0;
+    for _ in 0..300 {
+        let o = s.rt.exec(&["exec", &id, "/x"]);
+        if o.stderr.contains("Usage") || o.stderr.contains("usage") {
+            ran_runtime += 1;
+        }
+    }
+    let log = finish_grab(&out);
+    eprintln!("swap race: the runtime's binary ran in the container {ran_runtime} times of 300");
+    s.assert_unchanged("exec swap race", &log);
+}
+
+// ------------------------------------------ mount flags on the mount, not on a path
+
+/// A read-only bind whose destination sits in a shared volume, while a writer swaps that
+/// destination between a directory and a symlink to the volume (`.`), two hundred creates:
+/// the bind must never come up writable. A runtime that binds first and then remounts
+/// read-only by path can have the remount land on the volume while the bind stays writable
+/// at the renamed directory, and the container then writes into the read-only source.
+#[test]
+fn read_only_bind_stays_read_only_under_a_swap_race() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let scratch = TempDir::new("ro-race");
+    let vol = scratch.path().join("vol");
+    let src = scratch.path().join("src");
+    fs::create_dir_all(&vol).unwrap();
+    fs::create_dir_all(&src).unwrap();
+    fs::set_permissions(&src, fs::Permissions::from_mode(0o777)).unwrap();
+    let pwned = src.join("pwned");
+
+    // Control: the two steps done by hand (bind, then a read-only remount by path) in a
+    // private mount namespace, with the swap made between them from the host's (where the
+    // directory is no mount point, as for a container's volume): the write lands in the
+    // source.
+    // A thread of its own unshares the mount namespace (the test's other threads keep
+    // theirs) and ends with it.
+    let (to_swap, swap_rx) = std::sync::mpsc::channel::<()>();
+    let (swapped_tx, swapped) = std::sync::mpsc::channel::<()>();
+    let ctl = {
+        let (vol, src) = (vol.clone(), src.clone());
+        std::thread::spawn(move || -> Result<(), String> {
+            let c = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+            let mount = |src: Option<&Path>, dst: &Path, flags: libc::c_ulong| {
+                let s = src.map(c);
+                let r = unsafe {
+                    libc::mount(
+                        s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                        c(dst).as_ptr(),
+                        std::ptr::null(),
+                        flags,
+                        std::ptr::null(),
+                    )
+                };
+                if r == 0 {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "mount {}: {}",
+                        dst.display(),
+                        std::io::Error::last_os_error()
+                    ))
+                }
+            };
+            if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+                return Err(format!("unshare: {}", std::io::Error::last_os_error()));
+            }
+            mount(None, Path::new("/"), libc::MS_REC | libc::MS_PRIVATE)?;
+            mount(Some(&vol), &vol, libc::MS_BIND)?;
+            fs::create_dir(vol.join("d")).map_err(|e| e.to_string())?;
+            mount(Some(&src), &vol.join("d"), libc::MS_BIND)?;
+            to_swap.send(()).unwrap();
+            swapped.recv().unwrap();
+            mount(
+                None,
+                &vol.join("d"),
+                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+            )?;
+            fs::write(vol.join("d.x/pwned"), "x").map_err(|e| format!("write: {e}"))
+        })
+    };
+    swap_rx.recv().unwrap();
+    fs::rename(vol.join("d"), vol.join("d.x")).unwrap();
+    symlink(".", vol.join("d")).unwrap();
+    swapped_tx.send(()).unwrap();
+    let ctl = ctl.join().unwrap();
+    assert!(
+        pwned.exists(),
+        "control: a remount that landed elsewhere left no writable bind: {ctl:?}"
+    );
+    fs::remove_file(&pwned).unwrap();
+    let _ = fs::remove_file(vol.join("d"));
+    let _ = fs::remove_dir(vol.join("d.x"));
+    fs::create_dir(vol.join("d")).unwrap();
+    symlink(".", vol.join("s")).unwrap();
+
+    let rt = Runtime::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let racer = {
+        let (stop, vol) = (stop.clone(), vol.clone());
+        std::thread::spawn(move || {
+            // /vol/d and /vol/s swapped atomically, over and over: d is a directory one
+            // moment and a symlink to the volume the next.
+            let c = |p: std::path::PathBuf| CString::new(p.into_os_string().into_vec()).unwrap();
+            let (d, sl) = (c(vol.join("d")), c(vol.join("s")));
+            // A flip every ~4 µs (spun, not slept): a lookup of the runtime's completes
+            // between two flips (openat2 RESOLVE_IN_ROOT retries while renames run), and a
+            // flip often falls between two lookups of the same path (12-14 writable binds in
+            // 200 with the old bind-then-remount code).
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1) };
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) && n < 10_000_000 {
+                let t = std::time::Instant::now();
+                while t.elapsed() < std::time::Duration::from_micros(4) {
+                    std::hint::spin_loop();
+                }
+                unsafe {
+                    libc::renameat2(
+                        libc::AT_FDCWD,
+                        d.as_ptr(),
+                        libc::AT_FDCWD,
+                        sl.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                n += 1;
+            }
+        })
+    };
+    let mut escaped = Vec::new();
+    let mut failed = 0;
+    for i in 0..200 {
+        let mut b = rt.bundle("ro-race");
+        b.add_mount(json!({"destination": "/vol", "type": "bind",
+            "source": vol.to_string_lossy(), "options": ["rbind"]}));
+        b.add_mount(json!({"destination": "/vol/d", "type": "bind",
+            "source": src.to_string_lossy(), "options": ["bind", "ro"]}));
+        b.sh("for p in /vol/d /vol/s /vol/d/s; do echo x > $p/pwned; done 2>/dev/null; true");
+        let out = rt.run(&b);
+        if !out.success() {
+            failed += 1;
+        }
+        let _ = rt.delete_force(b.id());
+        if pwned.exists() {
+            escaped.push(format!("run {i}: {out}"));
+            let _ = fs::remove_file(&pwned);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    racer.join().unwrap();
+    eprintln!("ro bind race: {failed} of 200 creates refused the swapped destination");
+    assert!(
+        escaped.is_empty(),
+        "a read-only bind came up writable {} times in 200:\n{}",
+        escaped.len(),
+        escaped.join("\n")
+    );
+}
+
+/// `root.readonly` with no /proc mounted in the container, and an image that plants
+/// `/proc/self/fd/N -> /dev` symlinks: a runtime that remounts the root through a
+/// `/proc/self/fd/N` path after pivot_root makes /dev read-only instead, and the root stays
+/// writable. berth sets the flag on the root mount's fd.
+#[test]
+fn root_readonly_holds_without_a_proc_mount() {
+    let rt = Runtime::new();
+    let detector = "touch /probe 2>/dev/null && echo WRITABLE || echo READONLY";
+    let bundle = |readonly: bool| {
+        let mut b = rt.bundle("ro-noproc");
+        let rootfs = b.private_rootfs();
+        let fds = rootfs.join("proc/self/fd");
+        fs::create_dir_all(&fds).unwrap();
+        for n in 0..64 {
+            symlink("/dev", fds.join(n.to_string())).unwrap();
+        }
+        b.edit(|c| {
+            c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|m| m["destination"] != "/proc");
+            c["root"]["readonly"] = json!(readonly);
+        });
+        b.sh(detector);
+        b
+    };
+    // Control: a writable root is seen as writable.
+    let out = rt.run(&bundle(false)).assert_ok();
+    assert_eq!(out.stdout.trim(), "WRITABLE", "control: {out}");
+
+    let out = rt.run(&bundle(true));
+    if out.success() {
+        assert_eq!(
+            out.stdout.trim(),
+            "READONLY",
+            "root.readonly did not apply:\n{out}"
+        );
+    } else {
+        out.assert_fail();
+    }
+}
+
+/// An image symlink `/etc -> /proc/sys/kernel` and a bind at /etc/hostname: the destination
+/// resolves to /proc/sys/kernel/hostname, which a bind must not cover. The check is on where
+/// the destination landed, not on the configured string.
+#[test]
+fn bind_through_a_symlink_into_procfs_is_refused() {
+    let rt = Runtime::new();
+    let planted = rt.tmp().join("planted");
+    fs::write(&planted, "PLANTED-HOSTNAME\n").unwrap();
+
+    // Control: a bind over a procfs file at an allowed path shows the file: the detector
+    // sees a covered procfs file.
+    let mut b = rt.bundle("procbind-ctl");
+    b.add_mount(json!({"destination": "/proc/uptime", "type": "bind",
+        "source": planted.to_string_lossy(), "options": ["bind", "ro"]}));
+    b.sh("cat /proc/uptime");
+    let out = rt.run(&b).assert_ok();
+    assert!(out.stdout.contains("PLANTED"), "control: {out}");
+
+    let mut b = rt.bundle("procbind");
+    let rootfs = b.private_rootfs();
+    let _ = fs::remove_dir_all(rootfs.join("etc"));
+    let _ = fs::remove_file(rootfs.join("etc"));
+    symlink("/proc/sys/kernel", rootfs.join("etc")).unwrap();
+    b.add_mount(json!({"destination": "/etc/hostname", "type": "bind",
+        "source": planted.to_string_lossy(), "options": ["bind", "ro"]}));
+    b.sh("cat /proc/sys/kernel/hostname");
+    let out = rt.run(&b);
+    assert!(
+        !out.stdout.contains("PLANTED"),
+        "a bind landed on /proc/sys/kernel/hostname:\n{out}"
+    );
+    if is_berth() {
+        assert!(out.stderr.contains("procfs"), "{out}");
+    }
+    out.assert_fail();
 }

@@ -84,8 +84,8 @@ pub fn exec(e: Exec) -> Result<i32> {
             let r = parent(&e, child, &ours, &mut pid);
             if r.is_err() {
                 let _ = kill(child, Signal::SIGKILL);
-                if let Some(p) = pid {
-                    let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+                if let Some((_, pidfd)) = &pid {
+                    let _ = sys::pidfd_kill(pidfd.as_fd());
                 }
             }
             let _ = waitpid(child, None);
@@ -94,17 +94,15 @@ pub fn exec(e: Exec) -> Result<i32> {
     }
 }
 
-fn parent(e: &Exec, setup: Pid, sock: &OwnedFd, pid: &mut Option<i32>) -> Result<i32> {
-    let msg = sync::recv(sock.as_fd())?
+fn parent(e: &Exec, setup: Pid, sock: &OwnedFd, pid: &mut Option<(i32, OwnedFd)>) -> Result<i32> {
+    let (msg, fd) = sync::recv_with_fd(sock.as_fd())?
         .ok_or_else(|| anyhow!("the exec setup process exited during setup"))?;
     if let Some(err) = msg.strip_prefix("error:") {
         bail!("{err}");
     }
-    let p: i32 = msg
-        .strip_prefix("pid:")
-        .and_then(|p| p.parse().ok())
+    let (p, pidfd) = sync::parse_pid(&msg, fd)
         .ok_or_else(|| anyhow!("unexpected message from the exec setup process: {msg:?}"))?;
-    *pid = Some(p);
+    *pid = Some((p, pidfd));
     // The setup process holds the other end too: reap it so that the end closes with the
     // process's execve alone.
     let _ = waitpid(setup, None);
@@ -171,11 +169,10 @@ fn setup_process(
             ForkResult::Parent { child } => Ok(child.as_raw()),
         }
     })();
-    let msg = match r {
-        Ok(pid) => format!("pid:{pid}"),
-        Err(err) => format!("error:{err:#}"),
-    };
-    let _ = sync::send(sock.as_fd(), &msg);
+    let r = r.and_then(|pid| sync::send_pid(sock.as_fd(), pid));
+    if let Err(err) = r {
+        let _ = sync::send(sock.as_fd(), &format!("error:{err:#}"));
+    }
     sys::exit_now(0)
 }
 

@@ -72,7 +72,10 @@ pub fn setup_process(l: &Launch, plan: &Plan, s1: OwnedFd, s2: OwnedFd) -> ! {
     })();
     match r {
         Ok(pid) => {
-            let _ = sync::send(s1.as_fd(), &format!("pid:{pid}"));
+            if let Err(e) = sync::send_pid(s1.as_fd(), pid) {
+                let _ = sync::send(s1.as_fd(), &format!("error:{e:#}"));
+                exit(1)
+            }
             exit(0)
         }
         Err(e) => {

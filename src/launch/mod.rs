@@ -79,8 +79,8 @@ pub fn launch(mut l: Launch) -> Result<i32> {
             let r = parent(&l, &plan, child, &p1, &p2, &mut init_pid);
             if r.is_err() {
                 let _ = kill(child, Signal::SIGKILL);
-                if let Some(p) = init_pid {
-                    let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+                if let Some((_, pidfd)) = &init_pid {
+                    let _ = crate::sys::pidfd_kill(pidfd.as_fd());
                 }
             }
             let _ = waitpid(child, None);
@@ -95,16 +95,17 @@ fn parent(
     setup: Pid,
     s1: &OwnedFd,
     s2: &OwnedFd,
-    init_pid: &mut Option<i32>,
+    init_pid: &mut Option<(i32, OwnedFd)>,
 ) -> Result<i32> {
     loop {
-        let msg = sync::recv(s1.as_fd())?
+        let (msg, fd) = sync::recv_with_fd(s1.as_fd())?
             .ok_or_else(|| anyhow!("container setup process exited during setup"))?;
         if msg == "userns" {
             plan.write_id_maps(setup.as_raw())?;
             sync::send(s1.as_fd(), "mapped")?;
-        } else if let Some(p) = msg.strip_prefix("pid:") {
-            *init_pid = Some(p.parse().map_err(|_| anyhow!("bad pid message {p:?}"))?);
+        } else if msg.starts_with("pid:") {
+            *init_pid =
+                Some(sync::parse_pid(&msg, fd).ok_or_else(|| anyhow!("bad pid message {msg:?}"))?);
             break;
         } else if let Some(e) = msg.strip_prefix("error:") {
             bail!("{e}");
@@ -112,7 +113,7 @@ fn parent(
             bail!("unexpected message from setup process: {msg:?}");
         }
     }
-    let pid = init_pid.expect("set above");
+    let pid = init_pid.as_ref().expect("set above").0;
     if let Err(e) = l.cgroup.add_task(pid) {
         // Init may have failed meanwhile: its own message says more than ESRCH would.
         if let Some(msg) = sync::pending_error(s2.as_fd()) {

@@ -65,6 +65,31 @@ pub fn recv_fd(sock: BorrowedFd, tag: &str) -> Result<OwnedFd> {
         .ok_or_else(|| anyhow!("sync recv {tag}: no fd attached"))
 }
 
+/// The next message and the fd that came with it, if any; None when the other side closed.
+pub fn recv_with_fd(sock: BorrowedFd) -> Result<Option<(String, Option<OwnedFd>)>> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let msg = crate::sys::recv_with_fds(sock, &mut buf).map_err(|e| anyhow!("sync recv: {e}"))?;
+    if msg.len == 0 {
+        return Ok(None);
+    }
+    let text = String::from_utf8_lossy(&buf[..msg.len]).into_owned();
+    Ok(Some((text, msg.fds.into_iter().next())))
+}
+
+/// Parses "pid:N" sent with `send_pid`: the pid, and the pidfd its parent opened while the
+/// process could not yet have been reaped by anyone else. The runtime kills through the
+/// pidfd, never by a number that may name another process by then (pids wrap quickly on a
+/// busy host).
+pub fn parse_pid(text: &str, fd: Option<OwnedFd>) -> Option<(i32, OwnedFd)> {
+    Some((text.strip_prefix("pid:")?.parse().ok()?, fd?))
+}
+
+/// Sends "pid:N" with a pidfd of the child `pid` (opened here, by its parent).
+pub fn send_pid(sock: BorrowedFd, pid: i32) -> Result<()> {
+    let fd = crate::sys::pidfd_open(pid).map_err(|e| anyhow!("pidfd_open {pid}: {e}"))?;
+    send_fd(sock, &format!("pid:{pid}"), std::os::fd::AsFd::as_fd(&fd))
+}
+
 /// An error message the other side already sent, without waiting for one.
 pub fn pending_error(fd: BorrowedFd) -> Option<String> {
     let mut buf = vec![0u8; 64 * 1024];
