@@ -812,3 +812,108 @@ fn pid_file_temp_symlink_is_not_followed() {
     let epid: i32 = fs::read_to_string(&p).unwrap().trim().parse().unwrap();
     assert!(epid > 0 && epid != pid && pid_alive(epid));
 }
+
+/// Issue 10 item 7: `--preserve-fds 5` from a caller holding no fd at 3..7
+/// must be refused (one error naming --preserve-fds, nothing created):
+/// otherwise the runtime's own fds at those numbers (namespace fds in exec,
+/// the console socketpair in `run -t`) reach the container. Control: with
+/// the caller passing five files at 3..7 the container's detector lists
+/// exactly them.
+#[test]
+fn preserve_fds_beyond_the_callers_fds_is_refused() {
+    let rt = Runtime::new();
+    let files: Vec<fs::File> = (0..5)
+        .map(|i| fs::File::create(rt.tmp().join(format!("passed-{i}"))).unwrap())
+        .collect();
+    let raw: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
+    let passed = |out: &str| -> Vec<u32> {
+        leaked_fds(out)
+            .into_iter()
+            .filter(|(_, t)| t.contains("/passed-"))
+            .map(|(n, _)| n)
+            .collect()
+    };
+
+    // Control: run.
+    let mut c = rt.bundle("pfd-ctl");
+    c.sh(FD_DETECTOR);
+    let ctl = rt
+        .spawn_run(&c, &["--preserve-fds", "5"], &raw)
+        .wait(CMD_TIMEOUT)
+        .assert_ok();
+    assert_eq!(passed(&ctl.stdout), [3, 4, 5, 6, 7], "control:\n{ctl}");
+
+    // run without the fds.
+    let mut b = rt.bundle("pfd-run");
+    b.sh(FD_DETECTOR);
+    let out = rt
+        .spawn_run(&b, &["--preserve-fds", "5"], &[])
+        .wait(CMD_TIMEOUT);
+    let refused = |out: &Out, what: &str| {
+        if is_runc() && out.success() {
+            eprintln!(
+                "runc 1.1.5 accepts {what} without the fds; the process got {:?}",
+                leaked_fds(&out.stdout)
+            );
+            return;
+        }
+        let out = out.clone().assert_fail();
+        if is_runc() {
+            eprintln!("runc 1.1.5 refuses {what}: {}", out.stderr.trim());
+        }
+        assert!(
+            !out.stdout.contains("DONE"),
+            "{what}: the process ran:\n{out}"
+        );
+        if is_berth() {
+            assert!(
+                out.stderr.contains("--preserve-fds") && out.stderr.trim().lines().count() == 1,
+                "{what}: not one line naming --preserve-fds:\n{out}"
+            );
+        }
+    };
+    refused(&out, "run --preserve-fds 5");
+    if !out.success() {
+        assert!(!rt.root().join(b.id()).exists(), "state left:\n{out}");
+    }
+
+    // exec, into a running container.
+    let mut e = rt.bundle("pfd-exec");
+    e.args(&["sleep", "30"]);
+    rt.create_and_start(&e);
+    let ctl = rt
+        .spawn(
+            &[
+                "exec",
+                "--preserve-fds",
+                "5",
+                e.id(),
+                "sh",
+                "-c",
+                FD_DETECTOR,
+            ],
+            &raw,
+        )
+        .wait(CMD_TIMEOUT)
+        .assert_ok();
+    assert_eq!(
+        passed(&ctl.stdout),
+        [3, 4, 5, 6, 7],
+        "control (exec):\n{ctl}"
+    );
+    let out = rt
+        .spawn(
+            &[
+                "exec",
+                "--preserve-fds",
+                "5",
+                e.id(),
+                "sh",
+                "-c",
+                FD_DETECTOR,
+            ],
+            &[],
+        )
+        .wait(CMD_TIMEOUT);
+    refused(&out, "exec --preserve-fds 5");
+}

@@ -89,7 +89,7 @@ fn load<'a>(
 
 /// How many fds systemd's socket activation handed to this process (LISTEN_FDS, honoured
 /// only when LISTEN_PID names us, so an inherited variable is not taken for ours).
-fn listen_fds() -> u32 {
+pub fn listen_fds() -> u32 {
     let ours = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|p| p.trim().parse::<u32>().ok())
