@@ -645,6 +645,12 @@ fn state_files_are_private_whatever_the_umask() {
         );
     }
     assert!(!root.join("planted").exists());
+    // Its cgroup dirs too: one another user could write would take child
+    // cgroups that keep delete from removing it (runc: 0755 less the umask).
+    for d in cgroup_dirs(&b.cgroups_path()).iter().filter(|d| d.is_dir()) {
+        let m = mode_of(d);
+        assert_eq!(m & 0o022, 0, "cgroup dir {} has mode {m:o}", d.display());
+    }
     let st = runtime_in(&root, &["state", b.id()], scratch, || Ok(()));
     assert!(
         String::from_utf8_lossy(&st.stdout).contains("\"created\""),
