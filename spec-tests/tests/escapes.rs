@@ -849,12 +849,8 @@ fn preserve_fds_beyond_the_callers_fds_is_refused() {
         .assert_ok();
     assert_eq!(passed(&ctl.stdout), [3, 4, 5, 6, 7], "control:\n{ctl}");
 
-    // run without the fds.
-    let mut b = rt.bundle("pfd-run");
-    b.sh(FD_DETECTOR);
-    let out = rt
-        .spawn_run(&b, &["--preserve-fds", "5"], &[])
-        .wait(CMD_TIMEOUT);
+    // run without the fds: 1 (runc 1.1.5 then hands over an fd of its own,
+    // /sys/fs/cgroup, and runs) and 5 (beyond runc's own fds: it fails too).
     let refused = |out: &Out, what: &str| {
         if is_runc() && out.success() {
             eprintln!(
@@ -878,9 +874,16 @@ fn preserve_fds_beyond_the_callers_fds_is_refused() {
             );
         }
     };
-    refused(&out, "run --preserve-fds 5");
-    if !out.success() {
-        assert!(!rt.root().join(b.id()).exists(), "state left:\n{out}");
+    for n in ["1", "5"] {
+        let mut b = rt.bundle("pfd-run");
+        b.sh(FD_DETECTOR);
+        let out = rt
+            .spawn_run(&b, &["--preserve-fds", n], &[])
+            .wait(CMD_TIMEOUT);
+        refused(&out, &format!("run --preserve-fds {n}"));
+        if !out.success() {
+            assert!(!rt.root().join(b.id()).exists(), "state left:\n{out}");
+        }
     }
 
     // exec, into a running container.
@@ -907,19 +910,13 @@ fn preserve_fds_beyond_the_callers_fds_is_refused() {
         [3, 4, 5, 6, 7],
         "control (exec):\n{ctl}"
     );
-    let out = rt
-        .spawn(
-            &[
-                "exec",
-                "--preserve-fds",
-                "5",
-                e.id(),
-                "sh",
-                "-c",
-                FD_DETECTOR,
-            ],
-            &[],
-        )
-        .wait(CMD_TIMEOUT);
-    refused(&out, "exec --preserve-fds 5");
+    for n in ["1", "5"] {
+        let out = rt
+            .spawn(
+                &["exec", "--preserve-fds", n, e.id(), "sh", "-c", FD_DETECTOR],
+                &[],
+            )
+            .wait(CMD_TIMEOUT);
+        refused(&out, &format!("exec --preserve-fds {n}"));
+    }
 }
