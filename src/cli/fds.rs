@@ -1,7 +1,8 @@
 //! Which fds the caller passed: only those may reach a container through `--preserve-fds`
 //! (and systemd's LISTEN_FDS). Checked before berth opens any fd of its own, so that an fd
 //! number the caller left free can never be one of berth's (a namespace fd in `exec`, the
-//! console socketpair in `run -t`) handed to the container. runc fails in this case too.
+//! console socketpair in `run -t`) handed to the container. (runc 1.1.5 fails only past the
+//! fds it holds itself: with fewer from the caller it hands over its own.)
 
 use std::os::fd::RawFd;
 
@@ -29,14 +30,10 @@ pub fn check_passed(cli: &Cli) -> Result<()> {
 
 /// The first of the `n` fds from `first` up that is not open in this process.
 fn first_closed(first: RawFd, n: u64) -> Option<RawFd> {
-    // The loop stops at the first closed fd, so at most RLIMIT_NOFILE calls whatever `n`.
-    (0..n).find_map(|i| {
-        let fd = RawFd::try_from(i64::from(first) + i64::try_from(i).ok()?).unwrap_or(RawFd::MAX);
-        match nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD) {
-            Ok(_) => None,
-            Err(_) => Some(fd),
-        }
-    })
+    // The search stops at the first closed fd: at most RLIMIT_NOFILE calls whatever `n`.
+    (0..n)
+        .map(|i| RawFd::try_from(i64::from(first) + i as i64).unwrap_or(RawFd::MAX))
+        .find(|&fd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err())
 }
 
 #[cfg(test)]
