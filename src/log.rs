@@ -5,6 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -45,9 +46,11 @@ pub fn init(path: Option<&std::path::Path>, format: &str, debug: bool) -> anyhow
     };
     let file = match path {
         Some(p) => Some(
+            // 0644 as runc's, less the caller's umask: never writable by others.
             OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o644)
                 .open(p)
                 .map_err(|e| anyhow::anyhow!("--log: open {}: {e}", p.display()))?,
         ),

@@ -38,11 +38,13 @@ fn main() {
         }
     }
     let cli = cli::Cli::parse_from(args);
+    // Before berth opens any fd of its own (the log first): reported through the log.
+    let passed = cli::fds::check_passed(&cli);
     if let Err(e) = log::init(cli.log.as_deref(), &cli.log_format, cli.debug) {
         eprintln!("berth: {e:#}");
         std::process::exit(1);
     }
-    match cli::run(cli) {
+    match passed.and_then(|()| cli::run(cli)) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             // One line, the whole context chain: "create abc: mount /proc ...: EPERM".

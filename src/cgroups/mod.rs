@@ -484,10 +484,13 @@ fn is_errno(e: &io::Error, n: Errno) -> bool {
 /// level (new or not) from the top down so a backend can initialise what the kernel leaves
 /// empty.
 fn mkdir_levels(dir: &Dir, mut level: impl FnMut(&Path) -> Result<()>) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
     let mut cur = dir.mountpoint.clone();
     for part in dir.rel.split('/').filter(|p| !p.is_empty()) {
         cur.push(part);
-        match fs::create_dir(&cur) {
+        // 0755 as runc's, less the umask: a caller's umask 000 must not let other users
+        // make cgroups inside the container's (which would keep delete from removing it).
+        match fs::DirBuilder::new().mode(0o755).create(&cur) {
             Ok(()) => {}
             Err(e) if is_errno(&e, Errno::EEXIST) => {}
             Err(e) => {

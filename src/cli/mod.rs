@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::container::{self, Store};
 
 mod events;
+pub mod fds;
 mod list;
 mod ps;
 mod state;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process, Spec};
 
-use super::store::{write_atomic, Store};
+use super::store::{write_pid_file, Store};
 use super::{Container, Status};
 use crate::{bundle, launch};
 
@@ -118,8 +118,7 @@ fn exec_in(store: &Store, c: &Container, opts: &ExecOptions) -> Result<i32> {
         }
     }
     if let Some(pf) = &opts.pid_file {
-        write_atomic(pf, pid.to_string().as_bytes())
-            .with_context(|| format!("--pid-file {}", pf.display()))?;
+        write_pid_file(pf, pid)?;
     }
     if opts.detach {
         return Ok(0);

@@ -9,7 +9,7 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 
-use super::store::{make_exec_fifo, save, write_atomic, Store};
+use super::store::{make_exec_fifo, save, write_pid_file, write_private, Store};
 use super::{Container, State, Status};
 use crate::{bundle, cgroups, launch, log};
 
@@ -89,7 +89,7 @@ fn load<'a>(
 
 /// How many fds systemd's socket activation handed to this process (LISTEN_FDS, honoured
 /// only when LISTEN_PID names us, so an inherited variable is not taken for ours).
-fn listen_fds() -> u32 {
+pub fn listen_fds() -> u32 {
     let ours = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|p| p.trim().parse::<u32>().ok())
@@ -122,6 +122,8 @@ fn create_bundle(
 ) -> Result<i32> {
     let spec = &b.spec;
     let linux = spec.linux().as_ref().expect("checked by bundle");
+    // Before anything is written under it (the seccomp cache first).
+    store.ensure_root()?;
     // Compiled (or read from the cache) before anything is created: a profile libseccomp
     // refuses leaves nothing to undo.
     let seccomp = linux
@@ -173,7 +175,8 @@ fn create_bundle(
         dir: dir.clone(),
     };
     save(&c)?;
-    std::fs::write(dir.join("config.json"), &b.raw)
+    // 0600 like the state: it holds the process's environment, secrets included.
+    write_private(&dir.join("config.json"), &b.raw)
         .with_context(|| format!("keep config.json in {}", dir.display()))?;
     let fifo = make_exec_fifo(&c.exec_fifo())?;
     cg.create()
@@ -220,8 +223,7 @@ fn create_bundle(
         .ok_or_else(|| anyhow!("container init (pid {pid}) exited during create"))?;
     save(&c)?;
     if let Some(pf) = &opts.pid_file {
-        write_atomic(pf, pid.to_string().as_bytes())
-            .with_context(|| format!("--pid-file {}", pf.display()))?;
+        write_pid_file(pf, pid)?;
     }
     undo.dir = None;
     undo.cgroup = None;
@@ -335,6 +337,9 @@ pub fn resume(store: &Store, id: &str) -> Result<()> {
 }
 
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
+    // Not only through load: a forced delete of a missing container must not act in a root
+    // that is not ours alone either.
+    store.check_root().with_context(|| format!("delete {id}"))?;
     let c = match store.load(id) {
         Ok(c) => c,
         // As runc: a forced delete of what is not there succeeds (engines call it after a

@@ -14,7 +14,9 @@ mod lifecycle;
 mod store;
 
 pub use exec::{exec, ExecOptions};
-pub use lifecycle::{create, delete, kill, parse_signal, pause, resume, run, start, CreateOptions};
+pub use lifecycle::{
+    create, delete, kill, listen_fds, parse_signal, pause, resume, run, start, CreateOptions,
+};
 pub use store::Store;
 
 /// What berth keeps of a container between calls, in ROOT/ID/state.json.

@@ -18,7 +18,7 @@
 //! process until its execve, so that nothing in the container can ptrace them or open their
 //! /proc entries while they still hold host fds (CVE-2016-9962).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::OFlag;
@@ -159,7 +159,10 @@ fn setup_process(
         drop(root);
         match sys::fork().context("fork the process")? {
             ForkResult::Child => {
-                let err = match process(e, &sock, runtime_exe) {
+                // The namespace fds this process inherited: never handed over, even at a
+                // --preserve-fds number (main already refuses numbers the caller left free).
+                let joined: Vec<RawFd> = joins.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
+                let err = match process(e, &sock, runtime_exe, &joined) {
                     Err(err) => err,
                     Ok(never) => match never {},
                 };
@@ -177,7 +180,12 @@ fn setup_process(
 }
 
 /// S2, the new process, up to execve.
-fn process(e: &Exec, sock: &OwnedFd, runtime_exe: (u64, u64)) -> Result<std::convert::Infallible> {
+fn process(
+    e: &Exec,
+    sock: &OwnedFd,
+    runtime_exe: (u64, u64),
+    joined: &[RawFd],
+) -> Result<std::convert::Infallible> {
     sync::expect(sock.as_fd(), "placed", "runtime")?;
     if e.process.terminal().unwrap_or(false) {
         let console = e
@@ -206,10 +214,11 @@ fn process(e: &Exec, sock: &OwnedFd, runtime_exe: (u64, u64)) -> Result<std::con
         sock.as_fd(),
         runtime_exe,
     )?;
-    let internal = [
+    let mut internal = vec![
         sock.as_raw_fd(),
         e.console.as_ref().map_or(-1, |c| c.as_raw_fd()),
     ];
+    internal.extend_from_slice(joined);
     Err(program::exec(
         &prepared,
         e.seccomp,
