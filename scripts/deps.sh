@@ -7,6 +7,8 @@ set -euo pipefail
 WANT=(
   libseccomp-dev:dpkg
   pkg-config:pkg-config
+  gcc:gcc
+  libc6-dev:dpkg
   busybox-static:dpkg
   open-adventure:/usr/games/advent
   runc:runc
