@@ -631,3 +631,41 @@ fn socket_activation_fds_are_passed() {
     assert_eq!(stdout, "fds= pid=\nno-fd3\n", "control");
     assert_eq!(written, "", "control");
 }
+
+/// A config with 1 MiB of annotations (Kubernetes and Podman both write big ones): `create`
+/// works, `state` shows them whole, and a createContainer hook (run by init, from the state
+/// the runtime sends it) reads them whole. berth's messages between processes used to be cut
+/// at 64 KiB, and to hang past about 208 KiB.
+#[test]
+fn large_annotations_arrive_whole() {
+    let rt = Runtime::new();
+    let mut b = rt.bundle("big-annot");
+    let big = "x".repeat(1 << 20);
+    let size_file = rt.tmp().join("hook-state-size");
+    let hook = json!({"path": busybox().to_string_lossy(),
+        "args": ["sh", "-c", format!("wc -c > {}", size_file.display())]});
+    b.edit(|c| {
+        c["annotations"] = json!({"big": big});
+        c["hooks"] = json!({"createContainer": [hook]});
+    });
+    b.args(&["true"]);
+    rt.create(&b).assert_ok();
+    let state = rt.state(b.id());
+    assert_eq!(
+        state["annotations"]["big"].as_str().map(str::len),
+        Some(1 << 20),
+        "state lost the annotation"
+    );
+    let hook_saw: usize = fs::read_to_string(&size_file)
+        .expect("the createContainer hook ran")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        hook_saw > 1 << 20,
+        "the hook read {hook_saw} bytes of state, less than the annotation"
+    );
+    rt.start(b.id()).assert_ok();
+    rt.wait_status(b.id(), "stopped");
+    rt.delete(b.id()).assert_ok();
+}

@@ -1,10 +1,22 @@
-//! Messages between the runtime and the processes it forks, over SOCK_SEQPACKET socketpairs
-//! (one message per send, no framing needed).
+//! Messages between the runtime and the processes it forks, over SOCK_SEQPACKET socketpairs.
+//!
+//! A message arrives whole whatever its size (a state with megabytes of annotations, a long
+//! error): it is sent as a frame, a first packet that starts with the message's length as a
+//! 4-byte little-endian number, then as many further packets as the rest needs, each small
+//! enough for any socket buffer. An fd goes with the first packet. Every send error is
+//! returned; a frame cut short is an error, never a shorter message.
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::{anyhow, bail, Result};
+use nix::errno::Errno;
 use nix::sys::socket::{socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+
+/// The most bytes one packet carries: well below the smallest default socket buffer.
+const PACKET: usize = 32 * 1024;
+/// The largest message taken: beyond any config berth accepts, and a bound on what a
+/// confused peer can make the runtime allocate.
+const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 
 pub fn pair() -> Result<(OwnedFd, OwnedFd)> {
     socketpair(
@@ -16,64 +28,115 @@ pub fn pair() -> Result<(OwnedFd, OwnedFd)> {
     .map_err(|e| anyhow!("socketpair: {e}"))
 }
 
-pub fn send(fd: BorrowedFd, msg: &str) -> Result<()> {
+fn send_packet(fd: BorrowedFd, data: &[u8]) -> nix::Result<()> {
     loop {
-        match nix::sys::socket::send(fd.as_raw_fd(), msg.as_bytes(), MsgFlags::MSG_NOSIGNAL) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            r => return r.map(drop).map_err(|e| anyhow!("sync send: {e}")),
+        match nix::sys::socket::send(fd.as_raw_fd(), data, MsgFlags::MSG_NOSIGNAL) {
+            Err(Errno::EINTR) => continue,
+            r => return r.map(drop),
         }
     }
 }
 
-/// The next message; None when the other side closed (exited).
-pub fn recv(fd: BorrowedFd) -> Result<Option<String>> {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match nix::sys::socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => bail!("sync recv: {e}"),
-            Ok(0) => return Ok(None),
-            Ok(n) => return Ok(Some(String::from_utf8_lossy(&buf[..n]).into_owned())),
-        }
-    }
+/// The first packet of a frame: the length, then as much of the message as fits.
+fn first_packet(msg: &[u8]) -> (Vec<u8>, usize) {
+    let take = msg.len().min(PACKET - 4);
+    let mut p = Vec::with_capacity(4 + take);
+    p.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+    p.extend_from_slice(&msg[..take]);
+    (p, take)
+}
+
+/// Sends what follows the first packet.
+fn send_rest(fd: BorrowedFd, rest: &[u8]) -> nix::Result<()> {
+    rest.chunks(PACKET).try_for_each(|c| send_packet(fd, c))
+}
+
+pub fn send(fd: BorrowedFd, msg: &str) -> Result<()> {
+    let (first, took) = first_packet(msg.as_bytes());
+    send_packet(fd, &first)
+        .and_then(|()| send_rest(fd, &msg.as_bytes()[took..]))
+        .map_err(|e| anyhow!("sync send: {e}"))
 }
 
 /// Sends `tag` with an fd attached (SCM_RIGHTS).
 pub fn send_fd(sock: BorrowedFd, tag: &str, fd: BorrowedFd) -> Result<()> {
-    crate::sys::send_with_fd(sock, tag.as_bytes(), fd).map_err(|e| anyhow!("sync send {tag}: {e}"))
+    let (first, took) = first_packet(tag.as_bytes());
+    crate::sys::send_with_fd(sock, &first, fd)
+        .and_then(|()| send_rest(sock, &tag.as_bytes()[took..]))
+        .map_err(|e| anyhow!("sync send {tag}: {e}"))
+}
+
+/// Receives one frame: the message and the fd that came with it; None when the other side
+/// closed before sending anything. `flags` apply to the first packet (MSG_DONTWAIT).
+fn recv_frame(sock: BorrowedFd, dontwait: bool) -> Result<Option<(String, Option<OwnedFd>)>> {
+    let mut buf = vec![0u8; PACKET];
+    let first = if dontwait {
+        loop {
+            match nix::sys::socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Err(Errno::EINTR) => continue,
+                r => break r.map(|n| (n, Vec::new())),
+            }
+        }
+    } else {
+        crate::sys::recv_with_fds(sock, &mut buf).map(|m| (m.len, m.fds))
+    };
+    let (n, fds) = first.map_err(|e| anyhow!("sync recv: {e}"))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if n < 4 {
+        bail!("sync recv: a packet of {n} bytes is no frame");
+    }
+    let len = u32::from_le_bytes(buf[..4].try_into().expect("4 bytes")) as usize;
+    if len > MAX_MESSAGE {
+        bail!("sync recv: a message of {len} bytes is too large");
+    }
+    let mut msg = Vec::with_capacity(len);
+    msg.extend_from_slice(&buf[4..n]);
+    while msg.len() < len {
+        let n = loop {
+            match nix::sys::socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Err(Errno::EINTR) => continue,
+                r => break r.map_err(|e| anyhow!("sync recv: {e}"))?,
+            }
+        };
+        if n == 0 {
+            bail!(
+                "sync recv: the message ended after {} of {len} bytes",
+                msg.len()
+            );
+        }
+        msg.extend_from_slice(&buf[..n]);
+    }
+    if msg.len() != len {
+        bail!("sync recv: {} bytes where the frame said {len}", msg.len());
+    }
+    let text = String::from_utf8_lossy(&msg).into_owned();
+    Ok(Some((text, fds.into_iter().next())))
+}
+
+/// The next message; None when the other side closed (exited).
+pub fn recv(fd: BorrowedFd) -> Result<Option<String>> {
+    Ok(recv_frame(fd, false)?.map(|(m, _)| m))
 }
 
 /// Receives the fd sent with `tag`; an "error:" message instead becomes the error.
 pub fn recv_fd(sock: BorrowedFd, tag: &str) -> Result<OwnedFd> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let msg =
-        crate::sys::recv_with_fds(sock, &mut buf).map_err(|e| anyhow!("sync recv {tag}: {e}"))?;
-    let n = msg.len;
-    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let Some((text, fd)) = recv_frame(sock, false)? else {
+        bail!("container init exited during setup");
+    };
     if let Some(e) = text.strip_prefix("error:") {
         bail!("{e}");
-    }
-    if n == 0 {
-        bail!("container init exited during setup");
     }
     if text != tag {
         bail!("unexpected message {text:?} (wanted {tag:?})");
     }
-    msg.fds
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow!("sync recv {tag}: no fd attached"))
+    fd.ok_or_else(|| anyhow!("sync recv {tag}: no fd attached"))
 }
 
 /// The next message and the fd that came with it, if any; None when the other side closed.
 pub fn recv_with_fd(sock: BorrowedFd) -> Result<Option<(String, Option<OwnedFd>)>> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let msg = crate::sys::recv_with_fds(sock, &mut buf).map_err(|e| anyhow!("sync recv: {e}"))?;
-    if msg.len == 0 {
-        return Ok(None);
-    }
-    let text = String::from_utf8_lossy(&buf[..msg.len]).into_owned();
-    Ok(Some((text, msg.fds.into_iter().next())))
+    recv_frame(sock, false)
 }
 
 /// Parses "pid:N" sent with `send_pid`: the pid, and the pidfd its parent opened while the
@@ -90,11 +153,9 @@ pub fn send_pid(sock: BorrowedFd, pid: i32) -> Result<()> {
     send_fd(sock, &format!("pid:{pid}"), std::os::fd::AsFd::as_fd(&fd))
 }
 
-/// An error message the other side already sent, without waiting for one.
+/// An error message the other side already sent, without waiting for one to start.
 pub fn pending_error(fd: BorrowedFd) -> Option<String> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = nix::sys::socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT).ok()?;
-    let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let (m, _) = recv_frame(fd, true).ok()??;
     m.strip_prefix("error:").map(str::to_string)
 }
 
@@ -107,5 +168,57 @@ pub fn expect(fd: BorrowedFd, want: &str, who: &str) -> Result<()> {
             None => bail!("{who}: unexpected message {m:?} (wanted {want:?})"),
         },
         None => bail!("{who} exited during setup"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    /// Messages of every size arrive whole, in order, and an fd arrives with its frame.
+    #[test]
+    fn large_messages_arrive_whole() {
+        let (a, b) = pair().unwrap();
+        let sizes = [
+            0usize,
+            1,
+            PACKET - 5,
+            PACKET - 4,
+            PACKET,
+            3 * PACKET + 7,
+            10 << 20,
+        ];
+        let sender = std::thread::spawn(move || {
+            for n in sizes {
+                let msg: String = (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+                send(a.as_fd(), &msg).unwrap();
+            }
+            let f = std::fs::File::open("/dev/null").unwrap();
+            send_fd(a.as_fd(), "fd", f.as_fd()).unwrap();
+            a
+        });
+        for n in sizes {
+            let m = recv(b.as_fd()).unwrap().unwrap();
+            assert_eq!(m.len(), n);
+            assert!(m
+                .bytes()
+                .enumerate()
+                .all(|(i, c)| c == b'a' + (i % 26) as u8));
+        }
+        recv_fd(b.as_fd(), "fd").unwrap();
+        drop(sender.join().unwrap());
+        assert!(recv(b.as_fd()).unwrap().is_none());
+    }
+
+    /// A frame cut short by the sender's exit is an error, not a shorter message.
+    #[test]
+    fn a_cut_frame_is_an_error() {
+        let (a, b) = pair().unwrap();
+        let mut first = 100u32.to_le_bytes().to_vec();
+        first.extend_from_slice(b"only part");
+        send_packet(a.as_fd(), &first).unwrap();
+        drop(a);
+        assert!(recv(b.as_fd()).is_err());
     }
 }
