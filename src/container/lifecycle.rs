@@ -149,6 +149,9 @@ fn create_bundle(
     let cg = cgroups::open(&cgroup_path)?;
 
     let dir = store.create_dir(id)?;
+    // Held until the state is complete, so a `delete --force` of the same id waits for it
+    // instead of racing it. The forked processes close their copy at once.
+    let lock = store.lock(&dir)?;
     let mut undo = Undo {
         dir: Some(dir.clone()),
         cgroup: None,
@@ -171,6 +174,10 @@ fn create_bundle(
             cgroup_path,
             hooks: spec.hooks().clone(),
             resctrl: None,
+            creator: Some((
+                std::process::id() as i32,
+                crate::sys::process_start_time(std::process::id() as i32).unwrap_or(0),
+            )),
         },
         dir: dir.clone(),
     };
@@ -199,9 +206,19 @@ fn create_bundle(
         )?);
     }
 
-    let pid = launch::launch(launch::Launch {
+    let mut record_pid = |pid: i32| -> Result<()> {
+        // Saved as soon as known: a runtime killed from here on leaves a state that names
+        // init, which exits by itself (it waits for `commit`).
+        c.state.pid = pid;
+        c.state.start_time = crate::sys::process_start_time(pid)
+            .ok_or_else(|| anyhow!("container init (pid {pid}) exited during create"))?;
+        save(&c)
+    };
+    let launched = launch::launch(launch::Launch {
         id,
         bundle: b,
+        record_pid: &mut record_pid,
+        close_in_children: &[Store::lock_fd(&lock)],
         exec_fifo: Some(fifo),
         console,
         preserve_fds: opts.preserve_fds,
@@ -212,19 +229,22 @@ fn create_bundle(
         cgroup_sources,
         seccomp,
     })?;
+    let pid = launched.pid;
     undo.pid = Some(pid);
     if let Some(g) = &undo.resctrl {
         // Init waits on the exec fifo: the user's program starts in the group.
         g.add_task(pid)?;
     }
     c.state.resctrl = undo.resctrl.clone();
-    c.state.pid = pid;
-    c.state.start_time = crate::sys::process_start_time(pid)
-        .ok_or_else(|| anyhow!("container init (pid {pid}) exited during create"))?;
+    c.state.creator = None;
     save(&c)?;
     if let Some(pf) = &opts.pid_file {
         write_pid_file(pf, pid)?;
     }
+    // Only now does init go on to wait for `start`; had the runtime died before this, init
+    // would have seen the end of the socket and exited.
+    launched.commit()?;
+    drop(lock);
     undo.dir = None;
     undo.cgroup = None;
     undo.resctrl = None;
@@ -340,6 +360,17 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     // Not only through load: a forced delete of a missing container must not act in a root
     // that is not ours alone either.
     store.check_root().with_context(|| format!("delete {id}"))?;
+    // The lock first, then the state: a create of this id in flight holds the lock until
+    // its state is complete, and what it saved is what gets deleted.
+    let _lock = match super::check_id(id).map(|()| super::state_dir(&store.root, id)) {
+        Ok(dir) if dir.is_dir() => match store.lock(&dir) {
+            Ok(l) => Some(l),
+            // Removed meanwhile: the create failed and undid itself.
+            Err(_) if !dir.exists() => None,
+            Err(e) => return Err(e.context(format!("delete {id}"))),
+        },
+        _ => None,
+    };
     let c = match store.load(id) {
         Ok(c) => c,
         // As runc: a forced delete of what is not there succeeds (engines call it after a
@@ -350,7 +381,6 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         }
         Err(e) => return Err(e.context(format!("delete {id}"))),
     };
-    let _lock = store.lock(&c.dir)?;
     match c.status() {
         Status::Stopped => {}
         // A created container never ran the user's program: deleting it is what undoes create.

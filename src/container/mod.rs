@@ -41,6 +41,10 @@ pub struct State {
     /// The resctrl group of linux.intelRdt, for exec'd processes and for delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resctrl: Option<crate::resctrl::Group>,
+    /// While `create` runs: its own pid and start time. A create whose runtime is gone before
+    /// it finished (killed) is then seen as stopped, not "creating" forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<(i32, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +84,17 @@ impl Container {
     }
 
     pub fn status(&self) -> Status {
+        let creating = self
+            .state
+            .creator
+            .is_some_and(|(pid, t)| crate::sys::process_start_time(pid) == Some(t));
         if self.state.pid == 0 {
-            return Status::Creating;
+            // Without a live creator the create was abandoned midway: nothing runs.
+            return if creating {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
         }
         match crate::sys::process_start_time(self.state.pid) {
             Some(t) if t == self.state.start_time => {

@@ -23,7 +23,10 @@ pub struct Store {
 }
 
 /// An exclusive lock on one container's directory, released on drop.
-pub struct Lock(#[allow(dead_code)] Flock<std::fs::File>);
+pub struct Lock(Flock<std::fs::File>);
+
+/// How long a command waits for another one that holds a container's lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Store {
     pub fn new(root: &Path) -> Store {
@@ -65,11 +68,34 @@ impl Store {
         Ok(dir)
     }
 
+    /// Takes the container's lock, waiting for the command that holds it (a `create` in
+    /// flight holds it until its state is complete), but not forever: no command may hang.
     pub fn lock(&self, dir: &Path) -> Result<Lock> {
-        let f = std::fs::File::open(dir).with_context(|| format!("open {}", dir.display()))?;
-        Flock::lock(f, FlockArg::LockExclusive)
-            .map(Lock)
-            .map_err(|(_, e)| anyhow!("lock {}: {e}", dir.display()))
+        let mut f = std::fs::File::open(dir).with_context(|| format!("open {}", dir.display()))?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => return Ok(Lock(l)),
+                Err((back, nix::errno::Errno::EWOULDBLOCK | nix::errno::Errno::EINTR))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    f = back;
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => bail!(
+                    "{} is locked by another berth command for over {}s",
+                    dir.display(),
+                    LOCK_WAIT.as_secs()
+                ),
+                Err((_, e)) => bail!("lock {}: {e}", dir.display()),
+            }
+        }
+    }
+
+    /// The raw fd of a lock, for the forked container processes to close at once (a lock
+    /// an init inherited would be held until `start`).
+    pub fn lock_fd(l: &Lock) -> std::os::fd::RawFd {
+        l.0.as_raw_fd()
     }
 
     pub fn load(&self, id: &str) -> Result<Container> {

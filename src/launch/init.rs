@@ -23,6 +23,9 @@ fn exit(code: i32) -> ! {
 pub fn setup_process(l: &Launch, plan: &Plan, s1: OwnedFd, s2: OwnedFd) -> ! {
     // If the runtime dies mid-setup, nothing should be left waiting for it.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    for fd in l.close_in_children {
+        let _ = nix::unistd::close(*fd);
+    }
     let r = (|| -> Result<i32> {
         // Until init's execve nobody else may open this process's /proc entries (its exe
         // above all, CVE-2019-5736; its memory, CVE-2016-9962): a process of another
@@ -187,6 +190,8 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
     )?;
 
     sync::send(s2.as_fd(), "ready")?;
+    // The runtime saves the state, then commits; if it dies first, so does init.
+    sync::expect(s2.as_fd(), "commit", "runtime")?;
     // Blocks until `start` writes a byte: create must not run the user's program.
     let mut b = [0u8; 1];
     loop {

@@ -43,6 +43,11 @@ pub use exec::{exec, Exec};
 pub struct Launch<'a> {
     pub id: &'a str,
     pub bundle: &'a Bundle,
+    /// Told init's pid as soon as the runtime knows it (to save it before anything else can
+    /// fail).
+    pub record_pid: &'a mut dyn FnMut(i32) -> Result<()>,
+    /// The runtime's fds the forked processes close first thing (the state lock).
+    pub close_in_children: &'a [std::os::fd::RawFd],
     /// The exec fifo, opened O_RDWR by the runtime; init blocks reading it until `start`.
     pub exec_fifo: Option<OwnedFd>,
     /// Where init sends the pty master (a connected console socket, or the runtime's own end
@@ -58,9 +63,23 @@ pub struct Launch<'a> {
     pub seccomp: Option<crate::security::seccomp::Filter>,
 }
 
-/// Forks the container and waits until its init is ready (blocked on the exec fifo) or failed.
-/// Returns init's pid. On failure every process it started is killed.
-pub fn launch(mut l: Launch) -> Result<i32> {
+/// A container whose init is ready: it waits for `commit` before it blocks on the exec fifo.
+pub struct Launched {
+    pub pid: i32,
+    sync: OwnedFd,
+}
+
+impl Launched {
+    /// Tells init the create is complete (state saved): it then waits for `start`. Dropped
+    /// without this, init sees the end of the socket and exits.
+    pub fn commit(self) -> Result<()> {
+        sync::send(self.sync.as_fd(), "commit").context("tell container init to wait for start")
+    }
+}
+
+/// Forks the container and waits until its init is ready or failed. On failure every
+/// process it started is killed.
+pub fn launch(mut l: Launch) -> Result<Launched> {
     let plan = Plan::new(&l.bundle.spec)?;
     let (p1, c1) = sync::pair()?;
     let (p2, c2) = sync::pair()?;
@@ -76,7 +95,7 @@ pub fn launch(mut l: Launch) -> Result<i32> {
             // Only init may hold the fifo: once it is gone, `start` must see no reader.
             drop(l.exec_fifo.take());
             let mut init_pid = None;
-            let r = parent(&l, &plan, child, &p1, &p2, &mut init_pid);
+            let r = parent(&mut l, &plan, child, &p1, &p2, &mut init_pid);
             if r.is_err() {
                 let _ = kill(child, Signal::SIGKILL);
                 if let Some((_, pidfd)) = &init_pid {
@@ -84,13 +103,13 @@ pub fn launch(mut l: Launch) -> Result<i32> {
                 }
             }
             let _ = waitpid(child, None);
-            r
+            r.map(|pid| Launched { pid, sync: p2 })
         }
     }
 }
 
 fn parent(
-    l: &Launch,
+    l: &mut Launch,
     plan: &Plan,
     setup: Pid,
     s1: &OwnedFd,
@@ -114,6 +133,7 @@ fn parent(
         }
     }
     let pid = init_pid.as_ref().expect("set above").0;
+    (l.record_pid)(pid)?;
     if let Err(e) = l.cgroup.add_task(pid) {
         // Init may have failed meanwhile: its own message says more than ESRCH would.
         if let Some(msg) = sync::pending_error(s2.as_fd()) {
