@@ -157,19 +157,33 @@ impl Container {
     }
 
     /// Kills everything in the container and waits (up to 10 s) until init is gone.
+    /// Kills every process of the container and waits until they are gone: init, and
+    /// without a pid namespace everything else in its cgroup too. A process that forks
+    /// faster than a pid list can be read (a fork bomb under pids.max) cannot outrun it: the
+    /// cgroup is frozen first (where cgroup.kill is missing), killed, then thawed, and killed
+    /// again until it is empty.
     pub fn kill_and_wait(&self) -> Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut delay = std::time::Duration::from_micros(200);
         if let Ok(cg) = self.cgroup() {
-            let _ = crate::cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
+            if !cg.kill_atomic().unwrap_or(false) {
+                let _ = cg.freeze();
+                let _ = crate::cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
+            }
+            // Frozen tasks only die once thawed (cgroup v1); a paused container's too.
+            let _ = cg.thaw();
+            while !cg.pids().map(|p| p.is_empty()).unwrap_or(true) {
+                if std::time::Instant::now() > deadline {
+                    bail!("processes of the container are left after SIGKILL");
+                }
+                let _ = crate::cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(std::time::Duration::from_millis(20));
+            }
         }
         if self.state.pid > 0 && self.status().has_process() {
             let _ = self.signal(Signal::SIGKILL, false);
         }
-        // Frozen tasks only die once thawed (cgroup v1).
-        if let Ok(cg) = self.cgroup() {
-            let _ = cg.thaw();
-        }
-        let mut delay = std::time::Duration::from_micros(200);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while self.state.pid > 0 && self.status().has_process() {
             if std::time::Instant::now() > deadline {
                 bail!("pid {} did not exit after SIGKILL", self.state.pid);
