@@ -49,6 +49,7 @@ pub mod resources;
 pub mod stats;
 pub mod v1;
 pub mod v2;
+mod writers;
 
 pub use resources::effective_resources;
 
@@ -230,6 +231,11 @@ struct Dir {
 impl Dir {
     fn path(&self) -> PathBuf {
         self.mountpoint.join(self.rel.trim_start_matches('/'))
+    }
+
+    /// Whether this is the directory in the v1 hierarchy of controller `name`.
+    fn has_v1_controller(&self, name: &str) -> bool {
+        !self.v2 && self.key.split(',').any(|c| c == name)
     }
 }
 
