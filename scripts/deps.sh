@@ -7,6 +7,7 @@ set -euo pipefail
 WANT=(
   libseccomp-dev:dpkg
   pkg-config:pkg-config
+  dbus-daemon:dbus-daemon
   busybox-static:dpkg
   open-adventure:/usr/games/advent
   runc:runc

@@ -47,6 +47,7 @@ mod limits_v1;
 mod limits_v2;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 mod writers;
@@ -135,6 +136,9 @@ pub fn resolve_path(cgroups_path: Option<&str>, id: &str) -> Result<String> {
 }
 
 pub fn open(path: &str) -> Result<Box<dyn Cgroup>> {
+    if path.starts_with(systemd::PREFIX) {
+        return systemd::open(path);
+    }
     let (mode, dirs) = placement_dirs(&Host::read()?, path)?;
     Ok(match mode {
         Mode::Unified => {
@@ -153,6 +157,7 @@ pub fn open(path: &str) -> Result<Box<dyn Cgroup>> {
 // Part of the interface for tests and leftover checks; not every build calls it.
 #[allow(dead_code)]
 pub fn ensure_clean(path: &str) -> Result<()> {
+    let path = path.strip_prefix(systemd::PREFIX).unwrap_or(path);
     let (_, dirs) = placement_dirs(&Host::read()?, path)?;
     let left: Vec<String> = dirs
         .iter()

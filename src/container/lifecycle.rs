@@ -21,6 +21,8 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// `--systemd-cgroup`: the cgroup is a transient systemd unit.
+    pub systemd_cgroup: bool,
 }
 
 /// Undoes a create that failed midway: kills what it started, removes the cgroup and the
@@ -136,14 +138,12 @@ fn create_bundle(
             f.instructions()
         ));
     }
-    let cgroup_path = cgroups::resolve_path(
-        linux
-            .cgroups_path()
-            .as_ref()
-            .map(|p| p.to_string_lossy())
-            .as_deref(),
-        id,
-    )?;
+    let cgroups_path = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy());
+    let cgroup_path = if opts.systemd_cgroup {
+        cgroups::systemd::resolve(cgroups_path.as_deref(), id)?
+    } else {
+        cgroups::resolve_path(cgroups_path.as_deref(), id)?
+    };
     let cg = cgroups::open(&cgroup_path)?;
 
     let dir = store.create_dir(id)?;

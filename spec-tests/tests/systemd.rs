@@ -1,0 +1,366 @@
+//! The systemd cgroup driver (`--systemd-cgroup`, linux.cgroupsPath "SLICE:PREFIX:NAME"):
+//! each container is a transient unit of systemd. Needs systemd as PID 1 on a pure cgroup
+//! v2 host (scripts/test-systemd.sh boots such a VM: `vm-run --systemd`); elsewhere every
+//! test says why it skips and passes.
+//!
+//! Checked from outside through `systemctl` and the cgroup files, so each check passes with
+//! runc too (`RUNTIME=/usr/sbin/runc`); the few berth-only checks say so. Run with
+//! --test-threads=1: the last test (`z_nothing_left_behind`) checks that no unit, cgroup
+//! or state of the others is left.
+
+use serde_json::json;
+use spec_tests::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Every unit and slice of this suite starts with this, so leftovers are easy to find.
+const TAG: &str = "berthsdtest";
+/// Every container id of this suite starts with this.
+const IDS: &str = "bsdt";
+
+fn under_systemd() -> bool {
+    let comm = fs::read_to_string("/proc/1/comm").unwrap_or_default();
+    comm.trim() == "systemd" && Path::new("/run/systemd/system").is_dir() && cgroup2_only()
+}
+
+/// None (after printing why) when these tests cannot run here.
+fn rt(test: &str) -> Option<Runtime> {
+    if !under_systemd() {
+        skip(
+            test,
+            "needs systemd as PID 1 on pure cgroup v2 (make test-systemd boots such a VM)",
+        );
+        return None;
+    }
+    Some(Runtime::with_flags(&["--systemd-cgroup"]))
+}
+
+fn systemctl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("systemctl")
+        .args(args)
+        .output()
+        .expect("run systemctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
+}
+
+/// `systemctl show -p NAME --value UNIT`.
+fn show(unit: &str, prop: &str) -> String {
+    systemctl(&["show", "-p", prop, "--value", unit]).1
+}
+
+fn active_state(unit: &str) -> String {
+    show(unit, "ActiveState")
+}
+
+/// Polls until the unit is unknown to systemd (inactive transient units are collected).
+#[track_caller]
+fn assert_unit_gone(unit: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let load = show(unit, "LoadState");
+        let active = active_state(unit);
+        if load == "not-found" || (active == "inactive" && load != "loaded") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "unit {unit} still there: LoadState={load} ActiveState={active}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn cgdir(rel: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/'))
+}
+
+fn read(p: &Path) -> String {
+    fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// A sleeping container with cgroupsPath `path`.
+fn sleeper(rt: &Runtime, prefix: &str, path: impl FnOnce(&str) -> String) -> Bundle {
+    let mut b = rt.bundle(prefix);
+    let cg = path(b.id());
+    b.args(&["sleep", "300"]);
+    b.edit(|c| c["linux"]["cgroupsPath"] = json!(cg));
+    b
+}
+
+/// Nothing of the container left: state, init, mounts, and the unit's cgroup `rel`.
+#[track_caller]
+fn assert_gone(rt: &Runtime, b: &mut Bundle, pid: i32, rel: &str) {
+    b.edit(|c| c["linux"]["cgroupsPath"] = json!(rel));
+    rt.assert_gone(b, Some(pid));
+}
+
+#[track_caller]
+fn assert_in(pid: i32, rel: &str) {
+    let own = read(Path::new(&format!("/proc/{pid}/cgroup")));
+    assert_eq!(own, format!("0::{rel}"), "pid {pid}");
+    let procs = read(&cgdir(rel).join("cgroup.procs"));
+    assert!(
+        procs.lines().any(|l| l == pid.to_string()),
+        "pid {pid} not in {rel}/cgroup.procs: {procs}"
+    );
+}
+
+/// create with limits: an active scope in the slice with Delegate=yes, the limits as unit
+/// properties and in the cgroup files; then update, pause/resume, exec, kill --all and
+/// delete, after which neither unit nor cgroup is left.
+#[test]
+fn lifecycle_with_limits() {
+    let Some(rt) = rt("lifecycle_with_limits") else {
+        return;
+    };
+    let mut b = sleeper(&rt, "bsdtlife", |id| format!("system.slice:{TAG}:{id}"));
+    b.edit(|c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 67108864});
+        c["linux"]["resources"]["pids"] = json!({"limit": 64});
+        c["linux"]["resources"]["cpu"] = json!({"shares": 1024, "quota": 20000, "period": 100000});
+    });
+    let unit = format!("{TAG}-{}.scope", b.id());
+    let rel = format!("/system.slice/{unit}");
+    rt.create(&b).assert_ok();
+    let pid = rt.pid(b.id());
+    assert_eq!(active_state(&unit), "active", "unit {unit} after create");
+    assert_eq!(show(&unit, "Delegate"), "yes");
+    assert_eq!(show(&unit, "Slice"), "system.slice");
+    assert_eq!(show(&unit, "MemoryMax"), "67108864");
+    assert_eq!(show(&unit, "TasksMax"), "64");
+    assert_eq!(show(&unit, "CPUQuotaPerSecUSec"), "200ms");
+    assert_eq!(show(&unit, "CPUWeight"), "39");
+    assert_in(pid, &rel);
+    let d = cgdir(&rel);
+    assert_eq!(read(&d.join("memory.max")), "67108864");
+    assert_eq!(read(&d.join("pids.max")), "64");
+    assert_eq!(read(&d.join("cpu.max")), "20000 100000");
+    assert_eq!(read(&d.join("cpu.weight")), "39");
+
+    rt.start(b.id()).assert_ok();
+    rt.wait_status(b.id(), "running");
+    assert_in(pid, &rel);
+
+    rt.exec(&[
+        "update",
+        "--memory",
+        "134217728",
+        "--pids-limit",
+        "99",
+        b.id(),
+    ])
+    .assert_ok();
+    assert_eq!(show(&unit, "MemoryMax"), "134217728");
+    assert_eq!(show(&unit, "TasksMax"), "99");
+    assert_eq!(read(&d.join("memory.max")), "134217728");
+    assert_eq!(read(&d.join("pids.max")), "99");
+
+    rt.exec(&["pause", b.id()]).assert_ok();
+    rt.wait_status(b.id(), "paused");
+    assert_eq!(read(&d.join("cgroup.freeze")), "1");
+    rt.exec(&["resume", b.id()]).assert_ok();
+    rt.wait_status(b.id(), "running");
+    assert_eq!(read(&d.join("cgroup.freeze")), "0");
+
+    // exec joins the unit's cgroup.
+    let out = rt
+        .exec(&["exec", b.id(), "cat", "/proc/self/cgroup"])
+        .assert_ok();
+    assert_eq!(out.stdout.trim(), format!("0::{rel}"), "{out}");
+    // A second process for kill --all.
+    rt.exec(&["exec", "-d", b.id(), "sleep", "300"]).assert_ok();
+    let procs = read(&d.join("cgroup.procs"));
+    assert_eq!(procs.lines().count(), 2, "{procs}");
+    let ps = rt.exec(&["ps", "--format", "json", b.id()]).assert_ok();
+    let pids: Vec<i64> = serde_json::from_str(ps.stdout.trim()).unwrap_or_default();
+    assert_eq!(pids.len(), 2, "{ps}");
+
+    rt.exec(&["kill", "--all", b.id(), "KILL"]).assert_ok();
+    rt.wait_status(b.id(), "stopped");
+    rt.delete(b.id()).assert_ok();
+    assert_gone(&rt, &mut b, pid, &rel);
+    assert_unit_gone(&unit);
+    assert!(!d.exists(), "{} left behind", d.display());
+}
+
+/// delete --force of a running container stops the unit.
+#[test]
+fn delete_force_running() {
+    let Some(rt) = rt("delete_force_running") else {
+        return;
+    };
+    let mut b = sleeper(&rt, "bsdtforce", |id| format!("system.slice:{TAG}:{id}"));
+    let unit = format!("{TAG}-{}.scope", b.id());
+    let pid = rt.create_and_start(&b);
+    assert_eq!(active_state(&unit), "active");
+    rt.delete_force(b.id()).assert_ok();
+    assert_gone(&rt, &mut b, pid, &format!("/system.slice/{unit}"));
+    assert_unit_gone(&unit);
+}
+
+/// A create that fails after the unit was started (a failing createRuntime hook) leaves
+/// no unit, cgroup or state behind.
+#[test]
+fn failed_create_leaves_no_unit() {
+    let Some(rt) = rt("failed_create_leaves_no_unit") else {
+        return;
+    };
+    let mut b = sleeper(&rt, "bsdtfail", |id| format!("system.slice:{TAG}:{id}"));
+    b.edit(|c| {
+        c["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
+    });
+    let unit = format!("{TAG}-{}.scope", b.id());
+    rt.create(&b).assert_fail();
+    assert!(!rt.root().join(b.id()).exists(), "state dir left");
+    assert_unit_gone(&unit);
+    assert!(!cgdir(&format!("/system.slice/{unit}")).exists());
+}
+
+/// Slices named systemd's way nest: a-b-c.slice is under a.slice/a-b.slice, as kubelet's
+/// pod slices are.
+#[test]
+fn nested_slices() {
+    let Some(rt) = rt("nested_slices") else {
+        return;
+    };
+    let pod = format!("{TAG}-burstable-pod{}", std::process::id());
+    let mut b = sleeper(&rt, "bsdtnest", |id| {
+        format!("{pod}.slice:cri-containerd:{id}")
+    });
+    let unit = format!("cri-containerd-{}.scope", b.id());
+    let rel = format!("/{TAG}.slice/{TAG}-burstable.slice/{pod}.slice/{unit}");
+    let pid = rt.create_and_start(&b);
+    assert_in(pid, &rel);
+    assert_eq!(active_state(&unit), "active");
+    assert_eq!(show(&unit, "Slice"), format!("{pod}.slice"));
+    rt.delete_force(b.id()).assert_ok();
+    assert_gone(&rt, &mut b, pid, &rel);
+    assert_unit_gone(&unit);
+    // The slices are systemd's to keep; the suite removes its own.
+    systemctl(&["stop", &format!("{TAG}.slice")]);
+}
+
+/// The default cgroupsPath (empty) is a scope in system.slice.
+#[test]
+fn empty_path_default_scope() {
+    let Some(rt) = rt("empty_path_default_scope") else {
+        return;
+    };
+    let mut b = sleeper(&rt, "bsdtdef", |_| String::new());
+    let pid = rt.create_and_start(&b);
+    let own = read(Path::new(&format!("/proc/{pid}/cgroup")));
+    assert!(
+        own.starts_with("0::/system.slice/") && own.ends_with(&format!("-{}.scope", b.id())),
+        "{own}"
+    );
+    let unit = own.rsplit('/').next().unwrap().to_string();
+    assert_eq!(active_state(&unit), "active");
+    if is_berth() {
+        // runc names it runc-ID.scope.
+        assert_eq!(unit, format!("berth-{}.scope", b.id()));
+    }
+    rt.delete_force(b.id()).assert_ok();
+    let rel = own.trim_start_matches("0::").to_string();
+    assert_gone(&rt, &mut b, pid, &rel);
+    assert_unit_gone(&unit);
+}
+
+/// A cgroupsPath that is not SLICE:PREFIX:NAME is refused, nothing left.
+#[test]
+fn bad_path_refused() {
+    let Some(rt) = rt("bad_path_refused") else {
+        return;
+    };
+    for bad in ["/not/systemd/form", "nope.scope:x:y"] {
+        let b = sleeper(&rt, "bsdtbad", |_| bad.to_string());
+        let out = rt.create(&b).assert_fail();
+        if is_berth() {
+            // runc says "expected cgroupsPath to be of format ...".
+            assert!(out.stderr.contains("linux.cgroupsPath"), "{out}");
+            assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+        }
+        assert!(!rt.root().join(b.id()).exists(), "state dir left for {bad}");
+    }
+}
+
+/// berth starts a unit with the fewest D-Bus round trips: Hello and StartTransientUnit
+/// (the JobRemoved match goes out without waiting). berth-only: it counts in its log.
+#[test]
+fn dbus_round_trips() {
+    let Some(rt) = rt("dbus_round_trips") else {
+        return;
+    };
+    if !is_berth() {
+        skip("dbus_round_trips", "counts berth's own debug log");
+        return;
+    }
+    let log = rt.tmp().join("debug.log");
+    let l = log.to_string_lossy().into_owned();
+    let b = sleeper(&rt, "bsdtrt", |id| format!("system.slice:{TAG}:{id}"));
+    b.write();
+    rt.track(b.id());
+    let dir = b.dir().to_string_lossy().into_owned();
+    rt.exec(&["--debug", "--log", &l, "create", "--bundle", &dir, b.id()])
+        .assert_ok();
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("started (2 D-Bus round trips)"),
+        "expected 2 round trips for a create:\n{text}"
+    );
+    rt.delete_force(b.id()).assert_ok();
+}
+
+/// After the suite: no unit, cgroup or state dir of it is left (runs last).
+#[test]
+fn z_nothing_left_behind() {
+    if !under_systemd() {
+        skip("z_nothing_left_behind", "needs systemd as PID 1");
+        return;
+    }
+    let (_, units) = systemctl(&["list-units", "--all", "--plain", "--no-legend"]);
+    let units: Vec<&str> = units
+        .lines()
+        .filter(|l| l.contains(TAG) || l.contains(IDS))
+        .collect();
+    assert!(units.is_empty(), "units left: {units:?}");
+    let mut left = Vec::new();
+    fn walk(d: &Path, left: &mut Vec<PathBuf>) {
+        let Ok(rd) = fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                let s = p.to_string_lossy();
+                if s.contains(TAG) || s.contains(IDS) {
+                    left.push(p.clone());
+                }
+                walk(&p, left);
+            }
+        }
+    }
+    walk(Path::new("/sys/fs/cgroup"), &mut left);
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+    // No process of the suite's containers: none in a cgroup of theirs, none running
+    // the containers' sleep 300.
+    let mut procs = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.parse::<u32>().is_err() {
+            continue;
+        }
+        let cg = fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
+        let cmd = fs::read_to_string(e.path().join("cmdline")).unwrap_or_default();
+        if cg.contains(TAG) || cg.contains(IDS) || cmd == "sleep\x00300\x00" {
+            procs.push(format!("{name}: {} {}", cg.trim(), cmd.replace('\0', " ")));
+        }
+    }
+    assert!(procs.is_empty(), "processes left: {procs:?}");
+}
