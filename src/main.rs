@@ -18,6 +18,7 @@ mod launch;
 mod log;
 mod namespaces;
 mod netdev;
+mod notify;
 mod process;
 mod resctrl;
 mod rootfs;

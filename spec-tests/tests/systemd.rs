@@ -319,6 +319,107 @@ fn dbus_round_trips() {
     rt.delete_force(b.id()).assert_ok();
 }
 
+/// Stops and forgets a unit when a test ends, even by a panic.
+struct UnitGuard(String);
+
+impl Drop for UnitGuard {
+    fn drop(&mut self) {
+        systemctl(&["stop", &self.0]);
+        systemctl(&["reset-failed", &self.0]);
+    }
+}
+
+/// A Type=notify service whose main process is the runtime's foreground `run`: the
+/// container's READY=1 (sent with the host's systemd-notify to the NOTIFY_SOCKET it was
+/// given) reaches systemd through the runtime, and only then is the service active.
+#[test]
+fn sd_notify_ready() {
+    let Some(rt) = rt("sd_notify_ready") else {
+        return;
+    };
+    let mut b = rt.bundle("bsdtnotify");
+    b.private_rootfs();
+    let ctl = b.bind_dir("ctl", "/ctl", false);
+    // The host's systemd-notify, with the libraries it needs.
+    for (src, dst) in [
+        ("/usr/lib", "/usr/lib"),
+        ("/usr/lib", "/lib"),
+        ("/usr/lib64", "/lib64"),
+    ] {
+        b.add_mount(
+            json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "ro"]}),
+        );
+    }
+    b.add_mount(json!({"destination": "/sdnotify", "type": "bind", "source": "/usr/bin/systemd-notify", "options": ["bind", "ro"]}));
+    b.sh(
+        "echo \"$NOTIFY_SOCKET\" > /ctl/env; while [ ! -e /ctl/go ]; do sleep 0.1; done; \
+          /sdnotify --ready --no-block 2>/ctl/err && echo sent > /ctl/sent; sleep 300",
+    );
+    let id = b.id().to_string();
+    b.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("system.slice:{TAG}:{id}")));
+    b.write();
+    rt.track(&id);
+    let unit = format!("{TAG}-notify-{}.service", std::process::id());
+    let _guard = UnitGuard(unit.clone());
+    let root = rt.root().to_string_lossy().into_owned();
+    let bin = runtime_path().to_string_lossy().into_owned();
+    let dir = b.dir().to_string_lossy().into_owned();
+    let out = Command::new("systemd-run")
+        .args([
+            &format!("--unit={unit}"),
+            "--service-type=notify",
+            "--no-block",
+            "-p",
+            "TimeoutStartSec=120",
+            "-p",
+            "TimeoutStopSec=10",
+            "--",
+            &bin,
+            "--root",
+            &root,
+            "--systemd-cgroup",
+            "run",
+            "--bundle",
+            &dir,
+            &id,
+        ])
+        .output()
+        .expect("systemd-run");
+    assert!(out.status.success(), "systemd-run: {out:?}");
+    rt.wait_status(&id, "running");
+    assert!(wait_for_file(&ctl.join("env"), WAIT_TIMEOUT));
+    assert_eq!(read(&ctl.join("env")), "/run/notify/notify.sock");
+    // Not ready yet: the service waits.
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(active_state(&unit), "activating", "before READY=1");
+    fs::write(ctl.join("go"), "").unwrap();
+    assert!(
+        wait_for_file(&ctl.join("sent"), WAIT_TIMEOUT),
+        "systemd-notify failed: {:?}",
+        fs::read_to_string(ctl.join("err"))
+    );
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    while active_state(&unit) != "active" {
+        assert!(
+            Instant::now() < deadline,
+            "service {unit} not active after READY=1: {}",
+            active_state(&unit)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let pid = rt.pid(&id);
+    rt.delete_force(&id).assert_ok();
+    // The foreground run ends with its container; the failed service is reset.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(active_state(&unit).as_str(), "inactive" | "failed") {
+        assert!(Instant::now() < deadline, "service {unit} did not end");
+        thread::sleep(Duration::from_millis(50));
+    }
+    systemctl(&["reset-failed", &unit]);
+    assert_unit_gone(&unit);
+    assert_gone(&rt, &mut b, pid, &format!("/system.slice/{TAG}-{id}.scope"));
+}
+
 /// After the suite: no unit, cgroup or state dir of it is left (runs last).
 #[test]
 fn z_nothing_left_behind() {
