@@ -3,7 +3,7 @@
 # with systemd as PID 1 (../shared/vm/vm-run --systemd, pure cgroup v2), ONE boot for the
 # whole suite: spec-tests/tests/systemd.rs (lifecycle with limits, update, pause, exec,
 # kill --all, delete, a failed create, nested slices, what is left afterwards) and, when
-# ENGINES=1, integration/engines/systemd.sh (Podman with cgroup_manager
+# ENGINES=1 (the default), integration/engines/systemd.sh (Podman with cgroup_manager
 # "systemd", containerd with SystemdCgroup) in the same boot.
 #
 # RUNTIME: argument, else $RUNTIME, else target/release/berth (make test-systemd
@@ -17,7 +17,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 RUNTIME=${1:-${RUNTIME:-$REPO/target/release/berth}}
 VM_RUN=${VM_RUN:-$(dirname "$REPO")/shared/vm/vm-run}
 VM_TIMEOUT=${VM_TIMEOUT:-900}
-ENGINES=${ENGINES:-0}
+ENGINES=${ENGINES:-1}
 CARGO=${CARGO:-cargo}
 
 case "$RUNTIME" in
