@@ -13,6 +13,8 @@
 #   make test-engines Podman, containerd (ctr) and Docker driving the runtime end to end (RUNTIME=...)
 #   make demo         Colossal Cave Adventure in a container, in this terminal (RUNTIME=...)
 #   make bench        berth vs crun vs runc (BENCH_RUNS=30, BENCH_RUNTIMES="label=path ...")
+#   make bench-systemd  create+start+delete with --systemd-cgroup, berth vs crun vs runc, in
+#                     one vm-run --systemd boot: ratios only (BENCH_SD_RUNS=40)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -22,7 +24,7 @@ RUNTIME ?= $(BERTH)
 RUNC ?= /usr/sbin/runc
 BENCH_RUNTIMES ?= berth=$(BERTH) crun=crun runc=runc
 
-.PHONY: all deps build test test-unit test-spec test-bad-input test-runc test-cgroupv2 test-cgroups test-systemd test-terminal test-engines demo bench lint clean
+.PHONY: all deps build test test-unit test-spec test-bad-input test-runc test-cgroupv2 test-cgroups test-systemd test-terminal test-engines demo bench bench-systemd lint clean
 
 all: build
 
@@ -79,6 +81,9 @@ demo: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 
 bench: deps $(if $(findstring $(BERTH),$(BENCH_RUNTIMES)),build)
 	bash scripts/bench.sh $(BENCH_RUNTIMES)
+
+bench-systemd: deps $(if $(findstring $(BERTH),$(BENCH_RUNTIMES)),build)
+	bash scripts/bench-systemd.sh $(BENCH_RUNTIMES)
 
 lint:
 	$(CARGO) fmt --all -- --check
