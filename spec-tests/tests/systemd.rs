@@ -139,6 +139,10 @@ fn lifecycle_with_limits() {
     assert_eq!(show(&unit, "TasksMax"), "64");
     assert_eq!(show(&unit, "CPUQuotaPerSecUSec"), "200ms");
     assert_eq!(show(&unit, "CPUWeight"), "39");
+    // The config denies all devices; the standard nodes are allowed again.
+    assert_eq!(show(&unit, "DevicePolicy"), "strict");
+    let allow = show(&unit, "DeviceAllow");
+    assert!(allow.contains("/dev/char/1:3 rwm"), "DeviceAllow: {allow}");
     assert_in(pid, &rel);
     let d = cgdir(&rel);
     assert_eq!(read(&d.join("memory.max")), "67108864");
@@ -176,6 +180,17 @@ fn lifecycle_with_limits() {
         .exec(&["exec", b.id(), "cat", "/proc/self/cgroup"])
         .assert_ok();
     assert_eq!(out.stdout.trim(), format!("0::{rel}"), "{out}");
+    // systemd's device filter and the runtime's both let the standard nodes through.
+    let out = rt
+        .exec(&[
+            "exec",
+            b.id(),
+            "sh",
+            "-c",
+            "echo x > /dev/null && head -c 3 /dev/zero | wc -c",
+        ])
+        .assert_ok();
+    assert_eq!(out.stdout.trim(), "3", "{out}");
     // A second process for kill --all.
     rt.exec(&["exec", "-d", b.id(), "sleep", "300"]).assert_ok();
     let procs = read(&d.join("cgroup.procs"));

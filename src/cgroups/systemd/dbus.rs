@@ -42,6 +42,7 @@ fn to_dbus(props: &[Prop]) -> Props {
                 Value::U32s(v) => Box::new(v.clone()),
                 Value::Bytes(v) => Box::new(v.clone()),
                 Value::PathU64s(v) => Box::new(v.clone()),
+                Value::PathStrs(v) => Box::new(v.clone()),
             };
             (*k, Variant(b))
         })

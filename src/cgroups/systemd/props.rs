@@ -2,7 +2,7 @@
 //! them (systemd.resource-control(5)). Pure functions: the D-Bus side is in dbus.rs.
 
 use anyhow::{bail, Result};
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 use crate::cgroups::resources::{blkio_weight_to_io, nz_i, nz_u, shares_to_weight, swap_max};
 
@@ -18,6 +18,8 @@ pub enum Value {
     Bytes(Vec<u8>),
     /// `a(st)`: IO limits per device node.
     PathU64s(Vec<(String, u64)>),
+    /// `a(ss)`: DeviceAllow entries (device, access).
+    PathStrs(Vec<(String, String)>),
 }
 
 pub type Prop = (&'static str, Value);
@@ -232,7 +234,77 @@ pub fn resources(r: &LinuxResources) -> Result<Vec<Prop>> {
     for (k, v) in unified {
         unified_prop(&mut out, k, v.trim())?;
     }
+    if let Some(rules) = r.devices() {
+        out.extend(devices(rules));
+    }
     Ok(out)
+}
+
+/// A rule for every device of its type with every access: one that decides everything.
+fn catch_all(r: &LinuxDeviceCgroup) -> bool {
+    matches!(r.typ(), None | Some(LinuxDeviceType::A))
+        && r.major().is_none_or(|n| n < 0)
+        && r.minor().is_none_or(|n| n < 0)
+        && r.access()
+            .as_deref()
+            .is_none_or(|a| a.is_empty() || ["r", "w", "m"].iter().all(|c| a.contains(c)))
+}
+
+/// DevicePolicy and DeviceAllow for the device rules (applied in order, everything denied
+/// at first, a later rule winning). systemd's list only allows, so only a list that is
+/// "deny all, then allow these" becomes DevicePolicy=strict with those entries; anything
+/// else (an allow-all, a deny after an allow, a "*:N" rule) leaves systemd's policy at
+/// "auto", never stricter than the rules: berth's eBPF filter on the cgroup (attached
+/// beside systemd's, both must allow) enforces the rules exactly either way.
+pub fn devices(rules: &[LinuxDeviceCgroup]) -> Vec<Prop> {
+    let auto = || {
+        vec![
+            ("DevicePolicy", Value::Str("auto".into())),
+            ("DeviceAllow", Value::PathStrs(Vec::new())),
+        ]
+    };
+    let start = rules
+        .iter()
+        .rposition(|r| !r.allow() && catch_all(r))
+        .map_or(0, |i| i + 1);
+    let mut entries = Vec::new();
+    for r in &rules[start..] {
+        if !r.allow() {
+            if entries.is_empty() {
+                continue; // denies what is denied already
+            }
+            return auto();
+        }
+        if catch_all(r) {
+            return auto();
+        }
+        let kinds: &[&str] = match r.typ() {
+            None | Some(LinuxDeviceType::A) => &["char", "block"],
+            Some(LinuxDeviceType::B) => &["block"],
+            Some(LinuxDeviceType::C | LinuxDeviceType::U) => &["char"],
+            Some(LinuxDeviceType::P) => continue,
+        };
+        let access = match r.access().as_deref() {
+            None | Some("") => "rwm".to_string(),
+            Some(a) => a.to_string(),
+        };
+        let major = r.major().filter(|n| *n >= 0);
+        let minor = r.minor().filter(|n| *n >= 0);
+        for k in kinds {
+            let dev = match (major, minor) {
+                (None, None) => format!("{k}-*"),
+                (Some(m), None) => format!("{k}-{m}"),
+                (Some(m), Some(n)) => format!("/dev/{k}/{m}:{n}"),
+                // systemd has no way to say "any major, this minor".
+                (None, Some(_)) => return auto(),
+            };
+            entries.push((dev, access.clone()));
+        }
+    }
+    vec![
+        ("DevicePolicy", Value::Str("strict".into())),
+        ("DeviceAllow", Value::PathStrs(entries)),
+    ]
 }
 
 /// CPUQuotaPerSecUSec and CPUQuotaPeriodUSec. systemd keeps the quota as a whole percentage
@@ -464,5 +536,45 @@ mod tests {
         );
         assert_eq!(get("MemoryHigh"), Some(Value::U64(50_000_000)));
         assert_eq!(p.iter().filter(|(k, _)| k.starts_with("Huge")).count(), 0);
+    }
+
+    #[test]
+    fn device_props() {
+        let rules =
+            |v: serde_json::Value| -> Vec<LinuxDeviceCgroup> { serde_json::from_value(v).unwrap() };
+        let strict = devices(&rules(serde_json::json!([
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"},
+            {"allow": false, "access": "rwm"},
+            {"allow": false, "type": "c", "major": 5, "minor": 1},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 136, "access": "rwm"},
+            {"allow": true, "type": "a", "access": "m"},
+        ])));
+        assert_eq!(strict[0], ("DevicePolicy", Value::Str("strict".into())));
+        assert_eq!(
+            strict[1],
+            (
+                "DeviceAllow",
+                Value::PathStrs(vec![
+                    ("/dev/char/1:3".into(), "rwm".into()),
+                    ("char-136".into(), "rwm".into()),
+                    ("char-*".into(), "m".into()),
+                    ("block-*".into(), "m".into()),
+                ])
+            )
+        );
+        for loose in [
+            serde_json::json!([{"allow": true, "access": "rwm"}]),
+            serde_json::json!([{"allow": false, "access": "rwm"},
+                               {"allow": true, "type": "c", "major": 1, "minor": 3},
+                               {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "w"}]),
+            serde_json::json!([{"allow": false, "access": "rwm"},
+                               {"allow": true, "type": "c", "minor": 3}]),
+        ] {
+            let p = devices(&rules(loose.clone()));
+            assert_eq!(p[0], ("DevicePolicy", Value::Str("auto".into())), "{loose}");
+        }
+        // No rule at all: everything is denied.
+        assert_eq!(devices(&[])[1], ("DeviceAllow", Value::PathStrs(vec![])));
     }
 }
