@@ -199,6 +199,15 @@ fn lifecycle_with_limits() {
     let pids: Vec<i64> = serde_json::from_str(ps.stdout.trim()).unwrap_or_default();
     assert_eq!(pids.len(), 2, "{ps}");
 
+    // events --stats reads the unit's cgroup.
+    let ev = rt.exec(&["events", "--stats", b.id()]).assert_ok();
+    let ev: serde_json::Value = serde_json::from_str(ev.stdout.trim()).unwrap_or_default();
+    assert_eq!(ev["type"], "stats", "{ev}");
+    assert!(
+        ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "no memory usage in {ev}"
+    );
+    assert_eq!(ev["data"]["pids"]["current"].as_u64(), Some(2), "{ev}");
     rt.exec(&["kill", "--all", b.id(), "KILL"]).assert_ok();
     rt.wait_status(b.id(), "stopped");
     rt.delete(b.id()).assert_ok();
@@ -433,6 +442,34 @@ fn sd_notify_ready() {
     systemctl(&["reset-failed", &unit]);
     assert_unit_gone(&unit);
     assert_gone(&rt, &mut b, pid, &format!("/system.slice/{TAG}-{id}.scope"));
+}
+
+/// On a host that is not pure cgroup v2, berth refuses --systemd-cgroup with one line and
+/// leaves nothing (berth-only: runc 1.1 drives systemd's v1 controllers there). Runs on the
+/// build host, not in the VM.
+#[test]
+fn refused_off_pure_v2() {
+    if cgroup2_only() {
+        skip(
+            "refused_off_pure_v2",
+            "this host is pure cgroup v2: the driver works here",
+        );
+        return;
+    }
+    if !is_berth() {
+        skip(
+            "refused_off_pure_v2",
+            "runc uses its v1 systemd manager here",
+        );
+        return;
+    }
+    let rt = Runtime::with_flags(&["--systemd-cgroup"]);
+    let b = sleeper(&rt, "bsdthybrid", |id| format!("system.slice:{TAG}:{id}"));
+    let out = rt.create(&b).assert_fail();
+    assert!(out.stderr.contains("--systemd-cgroup"), "{out}");
+    assert!(out.stderr.contains("cgroup v2"), "{out}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    assert!(!rt.root().join(b.id()).exists(), "state dir left");
 }
 
 /// After the suite: no unit, cgroup or state dir of it is left (runs last).
