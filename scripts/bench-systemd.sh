@@ -64,7 +64,7 @@ if [ "${1:-}" = --inner ]; then
       i=${keep[$(((j + round) % m))]}
       id=sdb-${LABELS[$i]}-$round
       bundle "$id"
-      t=$(cycle "$i" "$id") || { echo "# ${LABELS[$i]}: cycle $round failed" >&2; continue; }
+      t=$(cycle "$i" "$id" 2>>"$W/stderr.log") || { echo "# ${LABELS[$i]}: cycle $round failed" >&2; continue; }
       echo "${LABELS[$i]} $t" >>"$W/times"
       n=$((n + 1))
     done

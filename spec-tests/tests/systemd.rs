@@ -343,6 +343,61 @@ fn dbus_round_trips() {
     rt.delete_force(b.id()).assert_ok();
 }
 
+/// A unit of the same name already running: create fails naming it, leaves no state, and
+/// the other unit is left alone. berth-only: runc 1.1.5's create succeeds there, putting
+/// the container into the other unit's cgroup.
+#[test]
+fn name_clash_leaves_other_unit() {
+    let Some(rt) = rt("name_clash_leaves_other_unit") else {
+        return;
+    };
+    if !is_berth() {
+        skip(
+            "name_clash_leaves_other_unit",
+            "runc 1.1.5 joins the existing unit's cgroup instead of failing",
+        );
+        return;
+    }
+    let b = sleeper(&rt, "bsdtclash", |id| format!("system.slice:{TAG}:{id}"));
+    let unit = format!("{TAG}-{}.scope", b.id());
+    let _guard = UnitGuard(unit.clone());
+    let _other = ChildGuard(
+        Command::new("systemd-run")
+            .args(["--scope", &format!("--unit={unit}"), "--", "sleep", "300"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("systemd-run --scope"),
+    );
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    while active_state(&unit) != "active" {
+        assert!(Instant::now() < deadline, "{unit} did not start");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let out = rt.create(&b).assert_fail();
+    assert!(!rt.root().join(b.id()).exists(), "state dir left: {out}");
+    if is_berth() {
+        assert!(out.stderr.contains(&unit), "{out}");
+        assert_eq!(
+            active_state(&unit),
+            "active",
+            "the other {unit} was stopped"
+        );
+    }
+    systemctl(&["stop", &unit]);
+    assert_unit_gone(&unit);
+}
+
+/// Kills and reaps a child when a test ends, even by a panic.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Stops and forgets a unit when a test ends, even by a panic.
 struct UnitGuard(String);
 

@@ -84,8 +84,10 @@ impl Bus {
         self.ch.send_with_reply_and_block(msg, JOB_TIMEOUT)
     }
 
-    /// Starts a transient unit and waits until systemd's job for it is done.
-    pub fn start_transient(&mut self, unit: &str, props: &[Prop]) -> Result<()> {
+    /// Asks systemd to start a transient unit; returns its job, for `wait_start`. Once
+    /// this succeeds the unit is the caller's (a unit of that name that was there already
+    /// makes it fail).
+    pub fn start_transient(&mut self, unit: &str, props: &[Prop]) -> Result<dbus::Path<'static>> {
         // JobRemoved for jobs of this unit only.
         let rule = format!(
             "type='signal',sender='{DEST}',path='{PATH}',interface='{MANAGER}',\
@@ -102,16 +104,31 @@ impl Bus {
         self.ch
             .send(m)
             .map_err(|()| anyhow!("D-Bus: send AddMatch: the connection is gone"))?;
-        let aux: Vec<(&str, Props)> = Vec::new();
-        let m = call("StartTransientUnit")?.append3(unit, "replace", to_dbus(props));
-        let m = m.append1(aux);
-        let reply = self
-            .call(m)
-            .map_err(|e| anyhow!("systemd: start unit {unit}: {}", describe(&e)))?;
-        let job: dbus::Path = reply
-            .read1()
-            .map_err(|e| anyhow!("systemd: start unit {unit}: odd reply: {e}"))?;
-        self.wait_job(unit, &job, "start")
+        let start = || -> Result<Message> {
+            let aux: Vec<(&str, Props)> = Vec::new();
+            Ok(call("StartTransientUnit")?
+                .append3(unit, "replace", to_dbus(props))
+                .append1(aux))
+        };
+        let reply = match self.call(start()?) {
+            // A failed unit of that name left by an earlier container: let systemd forget
+            // it and try once more, as runc does.
+            Err(e) if e.name() == Some("org.freedesktop.systemd1.UnitExists") => {
+                self.reset_failed(unit);
+                self.call(start()?)
+            }
+            r => r,
+        }
+        .map_err(|e| anyhow!("systemd: start unit {unit}: {}", describe(&e)))?;
+        reply
+            .read1::<dbus::Path>()
+            .map(|p| p.into_static())
+            .map_err(|e| anyhow!("systemd: start unit {unit}: odd reply: {e}"))
+    }
+
+    /// Waits until the start `job` of `unit` is done.
+    pub fn wait_start(&mut self, unit: &str, job: &dbus::Path) -> Result<()> {
+        self.wait_job(unit, job, "start")
     }
 
     /// Waits for the JobRemoved signal of `job` (its result must be "done").

@@ -61,9 +61,18 @@ pub struct Systemd {
     unit: String,
     /// The slice the unit belongs to (scopes: Slice=, slices: Wants=).
     slice: String,
-    /// Set by `create`: the unit is not started yet. `apply` then keeps the resources for
-    /// the start, which happens when the first pid is added.
-    pending: RefCell<Option<Option<LinuxResources>>>,
+    phase: RefCell<Phase>,
+}
+
+/// Where the unit is in its life, as this process knows it.
+enum Phase {
+    /// Set by `create`: the unit is not started yet. `apply` keeps the resources for the
+    /// start, which happens when the first pid is added.
+    Pending(Option<Box<LinuxResources>>),
+    /// systemd refused to start it (a unit of that name exists): not ours to stop.
+    Refused,
+    /// Started here, or a container's unit opened from its state.
+    Ours,
 }
 
 /// The backend for a stored `systemd:/REL` path.
@@ -95,11 +104,15 @@ pub fn open(stored: &str) -> Result<Box<dyn Cgroup>> {
         dir,
         unit,
         slice,
-        pending: RefCell::new(None),
+        phase: RefCell::new(Phase::Ours),
     }))
 }
 
 impl Systemd {
+    fn ours(&self) -> bool {
+        matches!(*self.phase.borrow(), Phase::Ours)
+    }
+
     /// Starts the unit with `pid` in it and the resources as properties, waits for the
     /// job, then writes the resources to the cgroup files.
     fn start(&self, pid: i32, r: Option<&LinuxResources>) -> Result<()> {
@@ -114,7 +127,15 @@ impl Systemd {
             p.extend(props::resources(r)?);
         }
         let mut bus = dbus::Bus::system()?;
-        if let Err(e) = bus.start_transient(&self.unit, &p) {
+        let job = match bus.start_transient(&self.unit, &p) {
+            Ok(job) => job,
+            Err(e) => {
+                *self.phase.borrow_mut() = Phase::Refused;
+                return Err(e);
+            }
+        };
+        *self.phase.borrow_mut() = Phase::Ours;
+        if let Err(e) = bus.wait_start(&self.unit, &job) {
             bus.reset_failed(&self.unit);
             return Err(e);
         }
@@ -135,32 +156,40 @@ impl Systemd {
 
 impl Cgroup for Systemd {
     fn create(&self) -> Result<()> {
-        *self.pending.borrow_mut() = Some(None);
+        *self.phase.borrow_mut() = Phase::Pending(None);
         Ok(())
     }
 
     fn add_task(&self, pid: i32) -> Result<()> {
-        let pending = self.pending.borrow_mut().take();
+        let pending = match &mut *self.phase.borrow_mut() {
+            Phase::Pending(r) => Some(r.take()),
+            _ => None,
+        };
         match pending {
-            Some(r) => self.start(pid, r.as_ref()),
+            Some(r) => self.start(pid, r.as_deref()),
             None => self.v2.add_task(pid),
         }
     }
 
     fn pids(&self) -> Result<Vec<i32>> {
+        // Before the start, or when systemd refused it, the cgroup at this path is not
+        // ours (it may be another unit's of the same name).
+        if !self.ours() {
+            return Ok(Vec::new());
+        }
         self.v2.pids()
     }
 
     fn destroy(&self) -> Result<()> {
-        let pending = self.pending.borrow().is_some();
-        if !pending {
-            let mut bus = dbus::Bus::system()?;
-            bus.stop(&self.unit)?;
-            crate::log::debug(&format!(
-                "systemd: unit {} stopped ({} D-Bus round trips)",
-                self.unit, bus.round_trips
-            ));
+        if !self.ours() {
+            return Ok(());
         }
+        let mut bus = dbus::Bus::system()?;
+        bus.stop(&self.unit)?;
+        crate::log::debug(&format!(
+            "systemd: unit {} stopped ({} D-Bus round trips)",
+            self.unit, bus.round_trips
+        ));
         self.v2.destroy()
     }
 
@@ -169,8 +198,8 @@ impl Cgroup for Systemd {
     }
 
     fn apply(&self, r: &LinuxResources) -> Result<()> {
-        if let Some(p) = self.pending.borrow_mut().as_mut() {
-            *p = Some(r.clone());
+        if let Phase::Pending(p) = &mut *self.phase.borrow_mut() {
+            *p = Some(Box::new(r.clone()));
             return Ok(());
         }
         let p = props::resources(r)?;
@@ -201,6 +230,9 @@ impl Cgroup for Systemd {
     }
 
     fn kill_atomic(&self) -> Result<bool> {
+        if !self.ours() {
+            return Ok(true); // nothing of ours to kill
+        }
         self.v2.kill_atomic()
     }
 }
