@@ -197,8 +197,10 @@ impl Bus {
                 let job: dbus::Path = reply
                     .read1()
                     .map_err(|e| anyhow!("systemd: stop unit {unit}: odd reply: {e}"))?;
-                // A job that ends otherwise than "done" still stopped the unit.
-                let _ = self.wait_job(unit, &job, "stop");
+                if self.wait_job(unit, &job, "stop").is_ok() {
+                    return Ok(());
+                }
+                // A job that ends otherwise than "done" may leave a failed unit behind.
             }
             Err(e) if no_such_unit(&e) => return Ok(()),
             Err(e) => bail!("systemd: stop unit {unit}: {}", describe(&e)),
