@@ -2,7 +2,8 @@
 # test-systemd.sh [RUNTIME] - the systemd cgroup driver (--systemd-cgroup) in a VM booted
 # with systemd as PID 1 (../shared/vm/vm-run --systemd, pure cgroup v2), ONE boot for the
 # whole suite: spec-tests/tests/systemd.rs (lifecycle with limits, update, pause, exec,
-# kill --all, delete, a failed create, nested slices, what is left afterwards) and, when
+# kill --all, delete, a failed create, nested slices, IO limits on a scratch disk, sd_notify,
+# what is left afterwards) and, when
 # ENGINES=1 (the default), integration/engines/systemd.sh (Podman with cgroup_manager
 # "systemd", containerd with SystemdCgroup) in the same boot.
 #
@@ -70,7 +71,7 @@ case "$REPO/" in /work/*) ;; *) share=(--share "$REPO") ;; esac
 start=$(date +%s)
 rc=0
 echo "test-systemd: running tests/systemd.rs$([ "$ENGINES" = 1 ] && echo " and the engines") in a VM with systemd as PID 1, RUNTIME=$RUNTIME"
-"$VM_RUN" --systemd --timeout "$VM_TIMEOUT" "${share[@]}" -e "RUNTIME=$RUNTIME" -e RUST_BACKTRACE=1 \
+"$VM_RUN" --systemd --disk 64M --timeout "$VM_TIMEOUT" "${share[@]}" -e "RUNTIME=$RUNTIME" -e RUST_BACKTRACE=1 \
   -C "$REPO/spec-tests" -- sh -c "$runner" sh "$REPO/spec-tests" "$bin" "$ENGINES" "$REPO" \
   2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
 secs=$(( $(date +%s) - start ))

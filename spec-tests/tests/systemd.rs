@@ -398,6 +398,54 @@ impl Drop for ChildGuard {
     }
 }
 
+/// IO bandwidth limits: unit properties (IOReadBandwidthMax, IOWriteIOPSMax) and io.max.
+/// Needs a block device: test-systemd.sh gives the VM a scratch disk (/dev/vda).
+#[test]
+fn io_limits() {
+    let Some(rt) = rt("io_limits") else {
+        return;
+    };
+    let Ok(dev) = fs::read_to_string("/sys/block/vda/dev") else {
+        skip("io_limits", "no /dev/vda (vm-run --disk) to limit");
+        return;
+    };
+    let dev = dev.trim().to_string();
+    let (major, minor) = dev.split_once(':').unwrap();
+    let (major, minor): (i64, i64) = (major.parse().unwrap(), minor.parse().unwrap());
+    let mut b = sleeper(&rt, "bsdtio", |id| format!("system.slice:{TAG}:{id}"));
+    b.edit(|c| {
+        c["linux"]["resources"]["blockIO"] = json!({
+            "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
+            "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 100}]
+        });
+    });
+    let unit = format!("{TAG}-{}.scope", b.id());
+    let rel = format!("/system.slice/{unit}");
+    let pid = rt.create_and_start(&b);
+    let io = read(&cgdir(&rel).join("io.max"));
+    let line = io
+        .lines()
+        .find(|l| l.starts_with(&format!("{dev} ")))
+        .unwrap_or("");
+    assert!(
+        line.contains("rbps=1048576") && line.contains("wiops=100"),
+        "io.max: {io}"
+    );
+    if is_berth() {
+        // runc 1.1.5 writes io.max only.
+        let r = show(&unit, "IOReadBandwidthMax");
+        assert!(
+            r.contains("1048576") || r.contains("1M"),
+            "IOReadBandwidthMax: {r}"
+        );
+        let w = show(&unit, "IOWriteIOPSMax");
+        assert!(w.contains("100"), "IOWriteIOPSMax: {w}");
+    }
+    rt.delete_force(b.id()).assert_ok();
+    assert_gone(&rt, &mut b, pid, &rel);
+    assert_unit_gone(&unit);
+}
+
 /// Stops and forgets a unit when a test ends, even by a panic.
 struct UnitGuard(String);
 
