@@ -39,6 +39,7 @@ fn to_dbus(props: &[Prop]) -> Props {
                 Value::Bool(b) => Box::new(*b),
                 Value::U64(n) => Box::new(*n),
                 Value::Str(s) => Box::new(s.clone()),
+                Value::Strs(v) => Box::new(v.clone()),
                 Value::U32s(v) => Box::new(v.clone()),
                 Value::Bytes(v) => Box::new(v.clone()),
                 Value::PathU64s(v) => Box::new(v.clone()),

@@ -12,6 +12,8 @@ pub enum Value {
     Bool(bool),
     U64(u64),
     Str(String),
+    /// `as`: unit names (Wants=).
+    Strs(Vec<String>),
     /// `au`: PIDs.
     U32s(Vec<u32>),
     /// `ay`: a CPU or NUMA node bitmask, byte 0 holding CPUs 0-7.
@@ -149,7 +151,7 @@ pub fn base(p: &Placement, pid: Option<i32>) -> Vec<Prop> {
         }
         out.push(("Delegate", Value::Bool(true)));
     } else {
-        out.push(("Wants", Value::Str(p.slice.clone())));
+        out.push(("Wants", Value::Strs(vec![p.slice.clone()])));
     }
     for a in [
         "MemoryAccounting",
