@@ -199,6 +199,8 @@ impl Cgroup for Systemd {
 
     fn apply(&self, r: &LinuxResources) -> Result<()> {
         if let Phase::Pending(p) = &mut *self.phase.borrow_mut() {
+            // Converted now too, so a value systemd cannot take fails before the fork.
+            props::resources(r)?;
             *p = Some(Box::new(r.clone()));
             return Ok(());
         }
