@@ -7,7 +7,8 @@
 # conmon calls the runtime with --systemd-cgroup and cgroupsPath machine.slice:libpod:ID;
 # vfs storage (the VM's / is an overlay). Checks: run --memory 64m sees its limit;
 # detached with --memory: the scope is active with MemoryMax, the process is in it; exec;
-# stop; rm: scope and cgroup gone.
+# stop; rm: scope and cgroup gone; --sdnotify=container in a Type=notify unit (systemd-run):
+# active only once the container sent READY=1 through conmon and the runtime.
 # containerd: ctr run --runc-systemd-cgroup (what SystemdCgroup = true sets in the runc
 # shim's options) --cgroup SLICE:PREFIX:NAME, native snapshotter, a memory limit; exec;
 # kill; rm: scope and cgroup gone.
@@ -51,7 +52,7 @@ cg_of() { awk -F: '$1 == "0" {print $3}' "/proc/$1/cgroup" 2>/dev/null; }
 
 # the image: busybox-static with a link per applet
 r=$T/image/rootfs
-mkdir -p "$r"/{bin,dev,etc,proc,sys,tmp}
+mkdir -p "$r"/{bin,dev,etc,proc,sys,tmp,usr/lib,lib,lib64}
 cp /bin/busybox "$r/bin/busybox"
 for a in $(/bin/busybox --list); do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$r/etc/passwd"
@@ -131,6 +132,39 @@ else
   else
     ok "rm: scope, cgroup and runtime state gone"
   fi
+
+  # --sdnotify=container in a Type=notify unit: the container's READY=1 (the host's
+  # systemd-notify, its libraries bound in) goes through conmon and the runtime, and only
+  # then is the unit active.
+  ctl=$P/ctl
+  mkdir -p "$ctl"
+  su=berthsdpm-$$.service
+  x systemd-run --unit="$su" --service-type=notify -p NotifyAccess=all -p TimeoutStartSec=120 \
+    --no-block -E CONTAINERS_CONF="$CONTAINERS_CONF" -E CONTAINERS_STORAGE_CONF="$CONTAINERS_STORAGE_CONF" \
+    -E TMPDIR="$P/tmp" -- "$(command -v podman)" --runtime "$RUNTIME" run --rm --name sdn \
+    --sdnotify=container -v /usr/lib:/usr/lib:ro -v /usr/lib:/lib:ro -v /usr/lib64:/lib64:ro \
+    -v /usr/bin/systemd-notify:/sdnotify:ro -v "$ctl:/ctl" "$IMG" \
+    sh -c 'echo "$NOTIFY_SOCKET" > /ctl/env; while [ ! -e /ctl/go ]; do sleep 0.1; done; /sdnotify --ready --no-block; sleep 1000'
+  is_active() { [ "$(show "$su" ActiveState)" = active ]; }
+  if [ $RC != 0 ]; then
+    fail "--sdnotify=container: active only after READY=1" "systemd-run: $(got)"
+  elif ! wait_for 60 test -s "$ctl/env"; then
+    fail "--sdnotify=container: active only after READY=1" "the container did not start: $(show "$su" ActiveState)"
+  else
+    sleep 1
+    before=$(show "$su" ActiveState)
+    touch "$ctl/go"
+    if [ "$before" != activating ]; then
+      fail "--sdnotify=container: active only after READY=1" "'$before' before READY=1, expected activating"
+    elif ! wait_for 20 is_active; then
+      fail "--sdnotify=container: active only after READY=1" "'$(show "$su" ActiveState)' 20 s after READY=1"
+    else
+      ok "--sdnotify=container in a Type=notify unit: activating, then active after READY=1 (NOTIFY_SOCKET=$(cat "$ctl/env"))"
+    fi
+  fi
+  TMO=60 x pm rm -f -t 0 sdn
+  systemctl stop "$su" >/dev/null 2>&1
+  systemctl reset-failed "$su" >/dev/null 2>&1
 fi
 TMO=60 x pm rm -a -f -t 0
 
@@ -230,7 +264,7 @@ while [ -n "$(ours)" ] && [ $SECONDS -lt $end ]; do sleep 0.2; done
 left=""
 p=$(ours | tr '\n' ' ')
 [ -z "$p" ] || left="$left processes: $p;"
-u=$(systemctl list-units --all --plain --no-legend 'libpod-*' 'berthctr-*' 2>/dev/null | awk '{print $1}' | tr '\n' ' ')
+u=$(systemctl list-units --all --plain --no-legend 'libpod-*' 'berthctr-*' 'berthsdpm-*' 2>/dev/null | awk '{print $1}' | tr '\n' ' ')
 [ -z "$u" ] || left="$left units: $u;"
 cgs=$(find /sys/fs/cgroup -type d \( -name 'libpod-*' -o -name 'berthctr-*' \) 2>/dev/null | tr '\n' ' ')
 [ -z "$cgs" ] || left="$left cgroups: $cgs;"
