@@ -7,10 +7,14 @@
 #   make test-cgroupv2  the cgroup tests on cgroup v2: one vm-run boot (../shared/vm/vm-run)
 #                     unless this host is pure v2; skipped if neither (RUNTIME=/usr/sbin/runc)
 #   make test-cgroups the cgroup tests on this host (v1) and on v2, both counts (RUNTIME=...)
+#   make test-systemd the systemd cgroup driver (--systemd-cgroup) and Podman/containerd with
+#                     their systemd settings: one vm-run --systemd boot (RUNTIME=...)
 #   make test-terminal  run, a resize and exec -t in a pty: Colossal Cave Adventure (RUNTIME=...)
 #   make test-engines Podman, containerd (ctr) and Docker driving the runtime end to end (RUNTIME=...)
 #   make demo         Colossal Cave Adventure in a container, in this terminal (RUNTIME=...)
 #   make bench        berth vs crun vs runc (BENCH_RUNS=30, BENCH_RUNTIMES="label=path ...")
+#   make bench-systemd  create+start+delete with --systemd-cgroup, berth vs crun vs runc, in
+#                     one vm-run --systemd boot: ratios only (BENCH_SD_RUNS=40)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -20,7 +24,7 @@ RUNTIME ?= $(BERTH)
 RUNC ?= /usr/sbin/runc
 BENCH_RUNTIMES ?= berth=$(BERTH) crun=crun runc=runc
 
-.PHONY: all deps build test test-unit test-spec test-bad-input test-runc test-cgroupv2 test-cgroups test-terminal test-engines demo bench lint clean
+.PHONY: all deps build test test-unit test-spec test-bad-input test-runc test-cgroupv2 test-cgroups test-systemd test-terminal test-engines demo bench bench-systemd lint clean
 
 all: build
 
@@ -38,6 +42,7 @@ test: deps build
 	$(CARGO) test --release -p berth -- --test-threads=1
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests -- --skip bad_input_corpus
 	CARGO=$(CARGO) bash scripts/test-cgroups.sh $(BERTH)
+	CARGO=$(CARGO) bash scripts/test-systemd.sh $(BERTH)
 	bash integration/terminal/run.sh $(BERTH)
 	bash integration/engines/run.sh $(BERTH)
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests --test bad_input -- --nocapture
@@ -62,6 +67,9 @@ test-cgroupv2: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 test-cgroups: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 	CARGO=$(CARGO) bash scripts/test-cgroups.sh $(RUNTIME)
 
+test-systemd: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
+	CARGO=$(CARGO) bash scripts/test-systemd.sh $(RUNTIME)
+
 test-terminal: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 	bash integration/terminal/run.sh $(RUNTIME)
 
@@ -73,6 +81,9 @@ demo: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 
 bench: deps $(if $(findstring $(BERTH),$(BENCH_RUNTIMES)),build)
 	bash scripts/bench.sh $(BENCH_RUNTIMES)
+
+bench-systemd: deps $(if $(findstring $(BERTH),$(BENCH_RUNTIMES)),build)
+	bash scripts/bench-systemd.sh $(BENCH_RUNTIMES)
 
 lint:
 	$(CARGO) fmt --all -- --check

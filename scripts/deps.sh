@@ -9,6 +9,7 @@ WANT=(
   pkg-config:pkg-config
   gcc:gcc
   libc6-dev:dpkg
+  dbus-daemon:dbus-daemon
   busybox-static:dpkg
   open-adventure:/usr/games/advent
   runc:runc

@@ -19,6 +19,7 @@ mod launch;
 mod log;
 mod namespaces;
 mod netdev;
+mod notify;
 mod process;
 mod resctrl;
 mod rootfs;

@@ -601,6 +601,8 @@ pub struct Runtime {
     tmp: TempDir,
     root: PathBuf,
     ids: RefCell<Vec<String>>,
+    /// Global flags given to every call after `--root` (e.g. `--systemd-cgroup`).
+    flags: Vec<String>,
 }
 
 impl Default for Runtime {
@@ -631,7 +633,15 @@ impl Runtime {
             tmp,
             root,
             ids: RefCell::new(Vec::new()),
+            flags: Vec::new(),
         }
+    }
+
+    /// A runtime given these global flags on every call (`--systemd-cgroup`).
+    pub fn with_flags(flags: &[&str]) -> Runtime {
+        let mut rt = Runtime::new();
+        rt.flags = flags.iter().map(|f| f.to_string()).collect();
+        rt
     }
 
     /// The runtime's `--root` dir for this test.
@@ -676,7 +686,10 @@ impl Runtime {
         let out_path = self.tmp.path().join(format!("cmd-{n}.out"));
         let err_path = self.tmp.path().join(format!("cmd-{n}.err"));
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("--root").arg(&self.root).args(args);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .args(&self.flags)
+            .args(args);
         cmd.stdin(Stdio::null());
         cmd.stdout(fs::File::create(&out_path).unwrap());
         cmd.stderr(fs::File::create(&err_path).unwrap());
@@ -704,9 +717,13 @@ impl Runtime {
             }
         }
         let line = format!(
-            "{} --root {} {}",
+            "{} --root {} {}{}",
             self.bin.display(),
             self.root.display(),
+            self.flags
+                .iter()
+                .map(|f| format!("{f} "))
+                .collect::<String>(),
             args.join(" ")
         );
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {line}: {e}"));

@@ -89,7 +89,7 @@ impl TestCg {
         }
         self.dirs
             .iter()
-            .find(|d| v1::has_controller(d, controller))
+            .find(|d| d.has_v1_controller(controller))
             .unwrap_or_else(|| panic!("no {controller} hierarchy"))
             .path()
     }
@@ -260,7 +260,7 @@ fn apply_round_trip() {
         eprintln!("no I/O weight file on this host: weight not checked");
     }
     if huge {
-        let on_v1 = t.dirs.iter().any(|d| v1::has_controller(d, "hugetlb"));
+        let on_v1 = t.dirs.iter().any(|d| d.has_v1_controller("hugetlb"));
         let (dir, file) = if on_v1 {
             (t.dir("hugetlb"), "hugetlb.2MB.limit_in_bytes")
         } else {
@@ -329,7 +329,7 @@ fn apply_errors_name_the_field() {
         assert!(e.starts_with("linux.resources.devices[0]: "), "{e}");
         let e = err(json!({"unified": {"memory.high": "1000"}}));
         assert!(e.starts_with("linux.resources.unified: "), "{e}");
-        if !t.dirs.iter().any(|d| v1::has_controller(d, "net_cls")) {
+        if !t.dirs.iter().any(|d| d.has_v1_controller("net_cls")) {
             let e = err(json!({"network": {"classID": 7}}));
             assert_eq!(
                 e,
@@ -445,7 +445,7 @@ fn nested_path_enables_controllers_down_the_tree() {
             let max = fs::read_to_string(d.path().join("memory.max")).unwrap();
             assert_eq!(max.trim(), (32 << 20).to_string());
         } else {
-            let d = dirs.iter().find(|d| v1::has_controller(d, "pids")).unwrap();
+            let d = dirs.iter().find(|d| d.has_v1_controller("pids")).unwrap();
             let max = fs::read_to_string(d.path().join("pids.max")).unwrap();
             assert_eq!(max.trim(), "10");
         }

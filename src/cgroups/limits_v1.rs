@@ -2,16 +2,15 @@
 //! hybrid host a controller that only the cgroup2 hierarchy has (hugetlb, when no v1
 //! hierarchy took it) is set there, the v2 way.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Result};
 use nix::errno::Errno;
-use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxRdma, LinuxResources};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
 use super::limits_v2;
 use super::resources::{bytes, device_lines, devno, errno_of, get, nz_i, nz_u, set, wanted, Ctl};
-use super::v1::has_controller;
+use super::writers::{check_usage, cpuset, hugetlb, pids, rdma};
 use super::Dir;
 
 pub(super) fn apply(dirs: &[Dir], r: &LinuxResources) -> Result<()> {
@@ -28,7 +27,7 @@ pub(super) fn apply(dirs: &[Dir], r: &LinuxResources) -> Result<()> {
     }
     let unified = dirs.iter().find(|d| d.v2);
     for ctl in wanted(r) {
-        if let Some(d) = dirs.iter().find(|d| has_controller(d, ctl.v1_name())) {
+        if let Some(d) = dirs.iter().find(|d| d.has_v1_controller(ctl.v1_name())) {
             apply_ctl(ctl, &d.path(), r)?;
             continue;
         }
@@ -53,15 +52,13 @@ pub(super) fn apply(dirs: &[Dir], r: &LinuxResources) -> Result<()> {
 
 fn apply_ctl(ctl: Ctl, p: &Path, r: &LinuxResources) -> Result<()> {
     match ctl {
-        Ctl::Cpuset => limits_v2::cpuset(p, r.cpu().as_ref().expect("wanted")),
+        Ctl::Cpuset => cpuset(p, r.cpu().as_ref().expect("wanted")),
         Ctl::Devices => devices(p, r.devices().as_deref().unwrap_or_default()),
         Ctl::Memory => memory(p, r.memory().as_ref().expect("wanted")),
         Ctl::Cpu => cpu(p, r.cpu().as_ref().expect("wanted")),
-        Ctl::Pids => limits_v2::pids(p, r),
+        Ctl::Pids => pids(p, r),
         Ctl::Blkio => blkio(p, r.block_io().as_ref().expect("wanted")),
-        Ctl::Hugetlb => {
-            limits_v2::hugetlb(p, r.hugepage_limits().as_deref().unwrap_or_default(), false)
-        }
+        Ctl::Hugetlb => hugetlb(p, r.hugepage_limits().as_deref().unwrap_or_default(), false),
         Ctl::NetCls => {
             let id = r.network().as_ref().and_then(|n| n.class_id()).unwrap_or(0);
             set(
@@ -182,23 +179,6 @@ fn memory(p: &Path, m: &LinuxMemory) -> Result<()> {
     if let Some(h) = m.use_hierarchy() {
         let v = if h { "1" } else { "0" };
         set(p, "memory.use_hierarchy", v, &format!("{F}.useHierarchy"))?;
-    }
-    Ok(())
-}
-
-/// checkBeforeUpdate: refuse a limit below what the cgroup already uses rather than
-/// have the kernel reclaim or OOM-kill to meet it.
-pub(super) fn check_usage(p: &Path, usage_file: &str, limit: Option<i64>) -> Result<()> {
-    let Some(limit) = limit.filter(|&l| l > 0) else {
-        return Ok(());
-    };
-    let field = "linux.resources.memory.limit";
-    let usage: u64 = get(p, usage_file, field)?.parse().unwrap_or(0);
-    if usage > limit.unsigned_abs() {
-        bail!(
-            "{field}: {limit} is below the {usage} bytes the cgroup already uses \
-             (linux.resources.memory.checkBeforeUpdate is set)"
-        );
     }
     Ok(())
 }
@@ -325,30 +305,6 @@ fn blkio(p: &Path, b: &LinuxBlockIo) -> Result<()> {
             let f = format!("{F}.{name}[{i}]");
             let dev = devno(t.major(), t.minor(), &f)?;
             set(p, file, &format!("{dev} {}", t.rate()), &f)?;
-        }
-    }
-    Ok(())
-}
-
-/// rdma.max, the same file on v1 and v2: one line per device, devices in name order so
-/// the writes do not depend on the map's order.
-pub(super) fn rdma(p: &Path, m: &HashMap<String, LinuxRdma>) -> Result<()> {
-    let mut devs: Vec<(&String, &LinuxRdma)> = m.iter().collect();
-    devs.sort_by_key(|(k, _)| *k);
-    for (dev, lim) in devs {
-        let field = format!("linux.resources.rdma.{dev}");
-        if dev.is_empty() || dev.contains(char::is_whitespace) {
-            bail!("{field}: {dev:?} is not an RDMA device name");
-        }
-        let mut line = dev.clone();
-        if let Some(h) = lim.hca_handles() {
-            line.push_str(&format!(" hca_handle={h}"));
-        }
-        if let Some(o) = lim.hca_objects() {
-            line.push_str(&format!(" hca_object={o}"));
-        }
-        if line.len() > dev.len() {
-            set(p, "rdma.max", &line, &field)?;
         }
     }
     Ok(())

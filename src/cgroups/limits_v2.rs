@@ -8,13 +8,13 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
 use nix::errno::Errno;
-use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory, LinuxResources};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
-use super::limits_v1::{check_usage, rdma};
 use super::resources::{
     blkio_weight_to_io, bytes, check_unified_key, cpu_max_line, devno, errno_of, get, io_max_lines,
-    nz_i, nz_u, pids_max, set, shares_to_weight, swap_max, unified_controller, wanted, Ctl,
+    nz_i, nz_u, set, shares_to_weight, swap_max, unified_controller, wanted, Ctl,
 };
+use super::writers::{check_usage, cpuset, hugetlb, pids, rdma};
 use super::Dir;
 
 pub(super) fn apply(dir: &Dir, r: &LinuxResources) -> Result<()> {
@@ -134,71 +134,6 @@ pub(super) fn apply_ctl(ctl: Ctl, p: &Path, r: &LinuxResources) -> Result<()> {
             bail!("{}: not a cgroup v2 controller", ctl.field())
         }
     }
-}
-
-/// pids.max, the same file on v1 and v2.
-pub(super) fn pids(p: &Path, r: &LinuxResources) -> Result<()> {
-    let limit = r.pids().as_ref().expect("wanted").limit();
-    set(
-        p,
-        "pids.max",
-        &pids_max(limit)?,
-        "linux.resources.pids.limit",
-    )
-}
-
-/// cpuset.cpus and cpuset.mems, the same on v1 and v2 (v1 hierarchies mounted with
-/// `noprefix` drop the "cpuset." prefix).
-pub(super) fn cpuset(p: &Path, c: &LinuxCpu) -> Result<()> {
-    let prefix = if !p.join("cpuset.cpus").exists() && p.join("cpus").exists() {
-        ""
-    } else {
-        "cpuset."
-    };
-    for (name, v) in [("cpus", c.cpus()), ("mems", c.mems())] {
-        if let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-            let file = format!("{prefix}{name}");
-            set(p, &file, v, &format!("linux.resources.cpu.{name}"))?;
-        }
-    }
-    Ok(())
-}
-
-/// hugetlb.<size>.limit_in_bytes (v1) or .max (v2), and the reservation limit beside it
-/// where the kernel has one, so that reserved-but-unfaulted pages are capped too.
-pub(super) fn hugetlb(p: &Path, limits: &[LinuxHugepageLimit], v2: bool) -> Result<()> {
-    for (i, h) in limits.iter().enumerate() {
-        let field = format!("linux.resources.hugepageLimits[{i}]");
-        let size = h.page_size();
-        if size.is_empty() || size.contains(['/', '.', '\0']) || size.contains(char::is_whitespace)
-        {
-            bail!("{field}.pageSize: {size:?} is not a page size such as 2MB");
-        }
-        let (file, rsvd) = if v2 {
-            (
-                format!("hugetlb.{size}.max"),
-                format!("hugetlb.{size}.rsvd.max"),
-            )
-        } else {
-            (
-                format!("hugetlb.{size}.limit_in_bytes"),
-                format!("hugetlb.{size}.rsvd.limit_in_bytes"),
-            )
-        };
-        if !p.join(&file).exists() {
-            bail!(
-                "{field}.pageSize: this host has no {size} huge pages ({} does not exist)",
-                p.join(&file).display()
-            );
-        }
-        let lf = format!("{field}.limit");
-        let v = bytes(h.limit(), v2, &lf)?;
-        set(p, &file, &v, &lf)?;
-        if p.join(&rsvd).exists() {
-            set(p, &rsvd, &v, &lf)?;
-        }
-    }
-    Ok(())
 }
 
 fn memory(p: &Path, m: &LinuxMemory) -> Result<()> {

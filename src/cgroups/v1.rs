@@ -21,16 +21,12 @@ impl V1 {
     fn controller_dir(&self, controller: &str) -> Result<PathBuf> {
         self.dirs
             .iter()
-            .find(|d| has_controller(d, controller))
+            .find(|d| d.has_v1_controller(controller))
             .map(|d| d.path())
             .ok_or_else(|| {
                 anyhow::anyhow!("the {controller} cgroup controller is not mounted on this host")
             })
     }
-}
-
-pub(super) fn has_controller(d: &Dir, name: &str) -> bool {
-    !d.v2 && d.key.split(',').any(|c| c == name)
 }
 
 /// Gives a cpuset cgroup its parent's cpus and mems when they are empty: the kernel starts
@@ -67,7 +63,7 @@ pub(super) fn fill_cpuset(dir: &Path) -> Result<()> {
 impl Cgroup for V1 {
     fn create(&self) -> Result<()> {
         for d in &self.dirs {
-            let cpuset = has_controller(d, "cpuset");
+            let cpuset = d.has_v1_controller("cpuset");
             mkdir_levels(d, |level| if cpuset { fill_cpuset(level) } else { Ok(()) })?;
         }
         Ok(())
@@ -85,7 +81,7 @@ impl Cgroup for V1 {
         // controllers are the ones least likely to have been left out of a placement.
         let pick = ["pids", "freezer", "memory"]
             .iter()
-            .find_map(|c| self.dirs.iter().find(|d| has_controller(d, c)))
+            .find_map(|c| self.dirs.iter().find(|d| d.has_v1_controller(c)))
             .or_else(|| self.dirs.first());
         match pick {
             Some(d) => all_pids(&d.path()),

@@ -35,7 +35,8 @@ pub struct Cli {
     /// Log debug messages too.
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Use the systemd cgroup driver (not built yet: refused).
+    /// Use the systemd cgroup driver: the container's cgroup is a transient systemd unit
+    /// (linux.cgroupsPath is then "SLICE:PREFIX:NAME").
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
     /// Rootless mode: true, false or auto (only false and auto are built yet).
@@ -240,9 +241,6 @@ pub struct SpecArgs {
 
 /// Runs a verb; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    if cli.systemd_cgroup {
-        bail!("--systemd-cgroup: the systemd cgroup driver is not built into berth yet; use the default cgroupfs driver");
-    }
     if let Some(r) = cli.rootless.as_deref() {
         match r {
             "false" | "auto" => {}
@@ -253,7 +251,9 @@ pub fn run(cli: Cli) -> Result<i32> {
     let store = Store::new(&cli.root);
     match cli.command {
         Command::Create(a) => {
-            container::create(&store, &a.id, &a.clone().into())?;
+            let mut opts: container::CreateOptions = a.clone().into();
+            opts.systemd_cgroup = cli.systemd_cgroup;
+            container::create(&store, &a.id, &opts)?;
             Ok(0)
         }
         Command::Start(a) => {
@@ -270,13 +270,11 @@ pub fn run(cli: Cli) -> Result<i32> {
             container::delete(&store, &a.id, a.force)?;
             Ok(0)
         }
-        Command::Run(a) => container::run(
-            &store,
-            &a.create.id,
-            &a.create.clone().into(),
-            a.detach,
-            a.keep,
-        ),
+        Command::Run(a) => {
+            let mut opts: container::CreateOptions = a.create.clone().into();
+            opts.systemd_cgroup = cli.systemd_cgroup;
+            container::run(&store, &a.create.id, &opts, a.detach, a.keep)
+        }
         Command::List(a) => list::print(&store, &a.format, a.quiet),
         Command::Spec(a) => {
             crate::default_spec::write_default_spec(&a.bundle, a.rootless)?;
@@ -322,6 +320,7 @@ impl From<CreateArgs> for container::CreateOptions {
             preserve_fds: a.preserve_fds,
             no_pivot: a.no_pivot,
             no_new_keyring: a.no_new_keyring,
+            systemd_cgroup: false,
         }
     }
 }

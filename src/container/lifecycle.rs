@@ -11,7 +11,7 @@ use nix::sys::stat::Mode;
 
 use super::store::{make_exec_fifo, save, write_pid_file, write_private, Store};
 use super::{Container, State, Status};
-use crate::{bundle, cgroups, launch, log};
+use crate::{bundle, cgroups, launch, log, notify};
 
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
@@ -21,6 +21,8 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// `--systemd-cgroup`: the cgroup is a transient systemd unit.
+    pub systemd_cgroup: bool,
 }
 
 /// Undoes a create that failed midway: kills what it started, removes the cgroup and the
@@ -53,7 +55,7 @@ impl Drop for Undo {
 }
 
 pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<()> {
-    let (b, opts) = load(id, opts)?;
+    let (b, opts) = load(store, id, opts)?;
     let console = crate::tty::console_for(terminal(&b), opts.console_socket.as_deref(), false)
         .with_context(|| format!("create {id}"))?;
     create_bundle(store, id, &opts, console.theirs, &b)
@@ -62,13 +64,18 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<()> {
 }
 
 /// The checked bundle, and the options with the fds of systemd socket activation added
-/// (copied only then).
+/// (copied only then). With NOTIFY_SOCKET set, the process gets berth's notify socket
+/// instead (see notify.rs).
 fn load<'a>(
+    store: &Store,
     id: &str,
     opts: &'a CreateOptions,
 ) -> Result<(bundle::Bundle, std::borrow::Cow<'a, CreateOptions>)> {
     super::check_id(id).with_context(|| format!("create {id}"))?;
     let mut b = bundle::load(&opts.bundle).with_context(|| format!("create {id}"))?;
+    if notify::host_socket().is_some() {
+        add_notify_socket(&mut b.spec, &super::state_dir(&store.root, id))?;
+    }
     let mut opts = std::borrow::Cow::Borrowed(opts);
     let n = listen_fds();
     if n > 0 {
@@ -85,6 +92,31 @@ fn load<'a>(
         }
     }
     Ok((b, opts))
+}
+
+/// Mounts the directory of berth's notify socket at /run/notify (read-only, as runc) and
+/// points the process's NOTIFY_SOCKET at the socket there.
+fn add_notify_socket(
+    spec: &mut oci_spec::runtime::Spec,
+    state_dir: &std::path::Path,
+) -> Result<()> {
+    let m: oci_spec::runtime::Mount = serde_json::from_value(serde_json::json!({
+        "destination": notify::CONTAINER_DIR,
+        "source": notify::dir(state_dir),
+        "options": ["bind", "nosuid", "noexec", "nodev", "ro"],
+    }))
+    .context("the notify socket mount")?;
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.push(m);
+    spec.set_mounts(Some(mounts));
+    if let Some(mut p) = spec.process().clone() {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.retain(|e| !e.starts_with("NOTIFY_SOCKET="));
+        env.push(format!("NOTIFY_SOCKET={}", notify::CONTAINER_SOCKET));
+        p.set_env(Some(env));
+        spec.set_process(Some(p));
+    }
+    Ok(())
 }
 
 /// How many fds systemd's socket activation handed to this process (LISTEN_FDS, honoured
@@ -138,14 +170,12 @@ fn create_bundle(
             f.instructions()
         ));
     }
-    let cgroup_path = cgroups::resolve_path(
-        linux
-            .cgroups_path()
-            .as_ref()
-            .map(|p| p.to_string_lossy())
-            .as_deref(),
-        id,
-    )?;
+    let cgroups_path = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy());
+    let cgroup_path = if opts.systemd_cgroup {
+        cgroups::systemd::resolve(cgroups_path.as_deref(), id)?
+    } else {
+        cgroups::resolve_path(cgroups_path.as_deref(), id)?
+    };
     let cg = cgroups::open(&cgroup_path)?;
 
     let dir = store.create_dir(id)?;
@@ -158,6 +188,10 @@ fn create_bundle(
         resctrl: None,
         pid: None,
     };
+    if notify::host_socket().is_some() {
+        let d = notify::dir(&dir);
+        std::fs::create_dir(&d).with_context(|| format!("create {}", d.display()))?;
+    }
     // No flock here: init would inherit it across the fork and hold it until `start`. The
     // mkdir above already makes the id ours.
     let mut c = Container {
@@ -254,7 +288,7 @@ fn create_bundle(
 
 pub fn start(store: &Store, id: &str) -> Result<()> {
     let c = store.load(id).with_context(|| format!("start {id}"))?;
-    let _lock = store.lock(&c.dir)?;
+    let lock = store.lock(&c.dir)?;
     match c.status() {
         Status::Created => {}
         Status::Running | Status::Paused => {
@@ -279,6 +313,14 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
     } else {
         None
     };
+    // Bound before init can run the program, so no notification is missed.
+    let host_notify = notify::host_socket();
+    let notify_sock = match &host_notify {
+        Some(_) if notify::dir(&c.dir).is_dir() => {
+            Some(notify::bind_socket(&notify::dir(&c.dir)).with_context(|| format!("start {id}"))?)
+        }
+        _ => None,
+    };
     // O_NONBLOCK: with no reader left (init died) open fails with ENXIO instead of hanging.
     let fd = crate::sys::open(&fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK, Mode::empty())
         .map_err(|e| anyhow!("start {id}: the container's init is not waiting ({e})"))?;
@@ -294,6 +336,14 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         crate::hooks::Kind::Poststart,
         &c.hook_state(Status::Running),
     );
+    drop(lock);
+    if let (Some(sock), Some(host)) = (notify_sock, host_notify) {
+        // As runc: start returns once the container said READY=1 (or its init is gone).
+        notify::relay(&sock, &host, c.state.pid, || {
+            crate::sys::process_start_time(c.state.pid) == Some(c.state.start_time)
+        })
+        .with_context(|| format!("start {id}"))?;
+    }
     Ok(())
 }
 
@@ -405,7 +455,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
 /// create + start; in the foreground also wait for the container, proxy its terminal, delete
 /// it and return its exit code.
 pub fn run(store: &Store, id: &str, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
-    let (b, opts) = load(id, opts)?;
+    let (b, opts) = load(store, id, opts)?;
     let opts = opts.as_ref();
     let console = crate::tty::console_for(terminal(&b), opts.console_socket.as_deref(), !detach)
         .with_context(|| format!("run {id}"))?;
