@@ -561,6 +561,16 @@ impl ExeScratch {
         )
     }
 
+    /// Starts the attacker in container `id` with `exec -d`, aimed at `targets`, and waits
+    /// for its first pass.
+    fn exec_attacker(&self, id: &str, out: &Path, targets: &[String]) {
+        let grab = ExeScratch::grabber(targets);
+        self.rt
+            .exec(&["exec", "-d", id, "sh", "-c", &grab])
+            .assert_ok();
+        wait_attacker(out);
+    }
+
     /// Asserts the copy of the runtime is byte for byte what it was.
     fn assert_unchanged(&self, what: &str, log: &str) {
         let now = fs::read(&self.copy).unwrap();
@@ -587,6 +597,15 @@ fn wait_log(out: &Path, word: &str) -> String {
     }
 }
 
+/// Waits until the attacker has made its first pass over /proc.
+fn wait_attacker(out: &Path) {
+    let log = wait_log(out, "SCANNED");
+    assert!(
+        log.contains("SCANNED"),
+        "the attacker did not start:\n{log}"
+    );
+}
+
 /// Tells the attacker to stop scanning and try its writes; returns its whole log.
 fn finish_grab(out: &Path) -> String {
     fs::write(out.join("stop"), b"").unwrap();
@@ -611,14 +630,7 @@ fn exe_attack_control_overwrites_a_writable_binary() {
     b.args(&["/hostbin/sh", "-c", "sleep 1; exec /bin/sleep 10"]);
     s.rt.create(&b).assert_ok();
     let id = b.id().to_string();
-    let grab = ExeScratch::grabber(&[file_id(&hostbin.join("sh"))]);
-    s.rt.exec(&["exec", "-d", &id, "sh", "-c", &grab])
-        .assert_ok();
-    let log = wait_log(&out, "SCANNED");
-    assert!(
-        log.contains("SCANNED"),
-        "the attacker did not start:\n{log}"
-    );
+    s.exec_attacker(&id, &out, &[file_id(&hostbin.join("sh"))]);
     s.rt.start(&id).assert_ok();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let log = finish_grab(&out);
@@ -639,14 +651,7 @@ fn exe_of_waiting_init_via_exec_is_not_writable() {
     b.args(&["sleep", "10"]);
     s.rt.create(&b).assert_ok();
     let id = b.id().to_string();
-    let grab = ExeScratch::grabber(&[file_id(&s.copy)]);
-    s.rt.exec(&["exec", "-d", &id, "sh", "-c", &grab])
-        .assert_ok();
-    let log = wait_log(&out, "SCANNED");
-    assert!(
-        log.contains("SCANNED"),
-        "the attacker did not start:\n{log}"
-    );
+    s.exec_attacker(&id, &out, &[file_id(&s.copy)]);
     s.rt.start(&id).assert_ok();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let log = finish_grab(&out);
@@ -666,11 +671,7 @@ fn exe_of_waiting_init_via_second_container_is_not_writable() {
     b.set_namespace("pid", Some(&format!("/proc/{pid}/ns/pid")));
     b.sh(&ExeScratch::grabber(&[file_id(&s.copy)]));
     s.rt.run_with(&b, &["--detach"]).assert_ok();
-    let log = wait_log(&out, "SCANNED");
-    assert!(
-        log.contains("SCANNED"),
-        "the attacker did not start:\n{log}"
-    );
+    wait_attacker(&out);
     s.rt.start(a.id()).assert_ok();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let log = finish_grab(&out);
@@ -686,14 +687,7 @@ fn nul_shebang_exec_does_not_expose_the_runtime() {
     b.args(&["sleep", "10"]);
     s.rt.run_with(&b, &["--detach"]).assert_ok();
     let id = b.id().to_string();
-    let grab = ExeScratch::grabber(&[file_id(&s.copy)]);
-    s.rt.exec(&["exec", "-d", &id, "sh", "-c", &grab])
-        .assert_ok();
-    let log = wait_log(&out, "SCANNED");
-    assert!(
-        log.contains("SCANNED"),
-        "the attacker did not start:\n{log}"
-    );
+    s.exec_attacker(&id, &out, &[file_id(&s.copy)]);
     for _ in 0..20 {
         // berth refuses the program; whatever a runtime does, its binary must stay whole.
         let _ = s.rt.exec(&["exec", &id, "/evil"]);
@@ -723,14 +717,7 @@ fn nul_shebang_entrypoint_does_not_expose_the_runtime() {
     }
     if created.success() {
         let id = b.id().to_string();
-        let grab = ExeScratch::grabber(&[file_id(&s.copy)]);
-        s.rt.exec(&["exec", "-d", &id, "sh", "-c", &grab])
-            .assert_ok();
-        let log = wait_log(&out, "SCANNED");
-        assert!(
-            log.contains("SCANNED"),
-            "the attacker did not start:\n{log}"
-        );
+        s.exec_attacker(&id, &out, &[file_id(&s.copy)]);
         let _ = s.rt.start(&id);
         std::thread::sleep(std::time::Duration::from_millis(300));
         let log = finish_grab(&out);
@@ -752,14 +739,7 @@ fn exec_swap_race_does_not_expose_the_runtime() {
     b.sh("i=0; while [ $i -lt 200000 ] && [ ! -e /out/swapped-enough ]; do ln -sfn /evil /x; ln -sfn /bin/true /x; i=$((i+1)); done; sleep 30");
     s.rt.run_with(&b, &["--detach"]).assert_ok();
     let id = b.id().to_string();
-    let grab = ExeScratch::grabber(&[file_id(&s.copy)]);
-    s.rt.exec(&["exec", "-d", &id, "sh", "-c", &grab])
-        .assert_ok();
-    let log = wait_log(&out, "SCANNED");
-    assert!(
-        log.contains("SCANNED"),
-        "the attacker did not start:\n{log}"
-    );
+    s.exec_attacker(&id, &out, &[file_id(&s.copy)]);
     let mut ran_runtime = 0;
     for _ in 0..300 {
         let o = s.rt.exec(&["exec", &id, "/x"]);

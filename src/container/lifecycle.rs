@@ -240,18 +240,9 @@ fn create_bundle(
         )?);
     }
 
-    let mut record_pid = |pid: i32| -> Result<()> {
-        // Saved as soon as known: a runtime killed from here on leaves a state that names
-        // init, which exits by itself (it waits for `commit`).
-        c.state.pid = pid;
-        c.state.start_time = crate::sys::process_start_time(pid)
-            .ok_or_else(|| anyhow!("container init (pid {pid}) exited during create"))?;
-        save(&c)
-    };
     let launched = launch::launch(launch::Launch {
         id,
         bundle: b,
-        record_pid: &mut record_pid,
         close_in_children: &[Store::lock_fd(&lock)],
         exec_fifo: Some(fifo),
         console,
@@ -270,6 +261,9 @@ fn create_bundle(
         g.add_task(pid)?;
     }
     c.state.resctrl = undo.resctrl.clone();
+    c.state.pid = pid;
+    c.state.start_time = crate::sys::process_start_time(pid)
+        .ok_or_else(|| anyhow!("container init (pid {pid}) exited during create"))?;
     c.state.creator = None;
     save(&c)?;
     if let Some(pf) = &opts.pid_file {

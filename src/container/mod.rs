@@ -42,7 +42,9 @@ pub struct State {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resctrl: Option<crate::resctrl::Group>,
     /// While `create` runs: its own pid and start time. A create whose runtime is gone before
-    /// it finished (killed) is then seen as stopped, not "creating" forever.
+    /// it finished (killed) is then seen as stopped, not "creating" forever; its init does
+    /// not outlive it either (it waits for the runtime's commit, and sees the runtime's end
+    /// of the socket close instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creator: Option<(i32, u64)>,
 }

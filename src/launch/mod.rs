@@ -43,9 +43,6 @@ pub use exec::{exec, Exec};
 pub struct Launch<'a> {
     pub id: &'a str,
     pub bundle: &'a Bundle,
-    /// Told init's pid as soon as the runtime knows it (to save it before anything else can
-    /// fail).
-    pub record_pid: &'a mut dyn FnMut(i32) -> Result<()>,
     /// The runtime's fds the forked processes close first thing (the state lock).
     pub close_in_children: &'a [std::os::fd::RawFd],
     /// The exec fifo, opened O_RDWR by the runtime; init blocks reading it until `start`.
@@ -95,7 +92,7 @@ pub fn launch(mut l: Launch) -> Result<Launched> {
             // Only init may hold the fifo: once it is gone, `start` must see no reader.
             drop(l.exec_fifo.take());
             let mut init_pid = None;
-            let r = parent(&mut l, &plan, child, &p1, &p2, &mut init_pid);
+            let r = parent(&l, &plan, child, &p1, &p2, &mut init_pid);
             if r.is_err() {
                 let _ = kill(child, Signal::SIGKILL);
                 if let Some((_, pidfd)) = &init_pid {
@@ -109,7 +106,7 @@ pub fn launch(mut l: Launch) -> Result<Launched> {
 }
 
 fn parent(
-    l: &mut Launch,
+    l: &Launch,
     plan: &Plan,
     setup: Pid,
     s1: &OwnedFd,
@@ -133,7 +130,6 @@ fn parent(
         }
     }
     let pid = init_pid.as_ref().expect("set above").0;
-    (l.record_pid)(pid)?;
     if let Err(e) = l.cgroup.add_task(pid) {
         // Init may have failed meanwhile: its own message says more than ESRCH would.
         if let Some(msg) = sync::pending_error(s2.as_fd()) {

@@ -85,11 +85,9 @@ impl Bus {
         self.ch.send_with_reply_and_block(msg, JOB_TIMEOUT)
     }
 
-    /// Asks systemd to start a transient unit; returns its job, for `wait_start`. Once
-    /// this succeeds the unit is the caller's (a unit of that name that was there already
-    /// makes it fail).
-    pub fn start_transient(&mut self, unit: &str, props: &[Prop]) -> Result<dbus::Path<'static>> {
-        // JobRemoved for jobs of this unit only.
+    /// Subscribes to JobRemoved for the jobs of `unit` only (sent without waiting for the
+    /// reply: no round trip of its own).
+    fn watch_jobs_of(&mut self, unit: &str) -> Result<()> {
         let rule = format!(
             "type='signal',sender='{DEST}',path='{PATH}',interface='{MANAGER}',\
              member='JobRemoved',arg2='{unit}'"
@@ -104,7 +102,15 @@ impl Bus {
         .append1(rule);
         self.ch
             .send(m)
-            .map_err(|()| anyhow!("D-Bus: send AddMatch: the connection is gone"))?;
+            .map(drop)
+            .map_err(|()| anyhow!("D-Bus: send AddMatch: the connection is gone"))
+    }
+
+    /// Asks systemd to start a transient unit; returns its job, for `wait_start`. Once
+    /// this succeeds the unit is the caller's (a unit of that name that was there already
+    /// makes it fail).
+    pub fn start_transient(&mut self, unit: &str, props: &[Prop]) -> Result<dbus::Path<'static>> {
+        self.watch_jobs_of(unit)?;
         let start = || -> Result<Message> {
             let aux: Vec<(&str, Props)> = Vec::new();
             Ok(call("StartTransientUnit")?
@@ -177,21 +183,7 @@ impl Bus {
 
     /// Stops a unit and waits for the job; a unit that is not there is fine.
     pub fn stop(&mut self, unit: &str) -> Result<()> {
-        let rule = format!(
-            "type='signal',sender='{DEST}',path='{PATH}',interface='{MANAGER}',\
-             member='JobRemoved',arg2='{unit}'"
-        );
-        let m = Message::new_method_call(
-            "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus",
-            "AddMatch",
-        )
-        .map_err(|e| anyhow!("D-Bus message AddMatch: {e}"))?
-        .append1(rule);
-        self.ch
-            .send(m)
-            .map_err(|()| anyhow!("D-Bus: send AddMatch: the connection is gone"))?;
+        self.watch_jobs_of(unit)?;
         let m = call("StopUnit")?.append2(unit, "replace");
         match self.call(m) {
             Ok(reply) => {
