@@ -110,10 +110,23 @@ pub fn run_all(hooks: Option<&Hooks>, kind: Kind, state: &serde_json::Value) -> 
     Ok(())
 }
 
-/// Runs the hooks of a kind whose failure the spec makes a warning (poststart, poststop).
+/// Runs the hooks of a kind whose failure the spec makes a warning (poststart, poststop):
+/// each failure is logged and the rest still run (runtime.md: "the runtime MUST log a
+/// warning, but the remaining hooks and lifecycle continue").
 pub fn run_all_warn(hooks: Option<&Hooks>, kind: Kind, state: &serde_json::Value) {
-    if let Err(e) = run_all(hooks, kind, state) {
-        crate::log::warn(&format!("{e:#}"));
+    let Some(h) = hooks else { return };
+    let input = match serde_json::to_vec(state) {
+        Ok(v) => v,
+        Err(e) => return crate::log::warn(&format!("hooks.{}: state: {e}", kind.field())),
+    };
+    for (i, hook) in kind.list(h).iter().enumerate() {
+        if let Err(e) = run_one(hook, &input) {
+            crate::log::warn(&format!(
+                "hooks.{}[{i}] {}: {e:#}",
+                kind.field(),
+                hook.path().display()
+            ));
+        }
     }
 }
 
@@ -130,6 +143,8 @@ fn run_one(hook: &Hook, input: &[u8]) -> Result<()> {
         }
     }
     cmd.stdin(Stdio::piped());
+    // A hook gets the state on stdin, stdout and stderr: none of the runtime's fds.
+    crate::sys::cloexec_from_at_spawn(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| anyhow!("start: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that exits without reading its stdin is fine: ignore EPIPE.

@@ -244,30 +244,26 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         Status::Creating => bail!("start {id}: the container is still being created"),
     }
     let fifo = c.exec_fifo();
-    let poststart = c
-        .state
-        .hooks
-        .as_ref()
-        .is_some_and(|h| !crate::hooks::Kind::Poststart.list(h).is_empty());
-    // poststart hooks run once the user's program runs. Init holds the fifo open (O_RDWR,
-    // close-on-exec) until its execve, so a read end of ours sees a hang-up exactly then.
-    let watch = if poststart {
-        Some(
-            crate::sys::open(&fifo, OFlag::O_RDONLY | OFlag::O_NONBLOCK, Mode::empty())
-                .map_err(|e| anyhow!("start {id}: open exec fifo: {e}"))?,
-        )
-    } else {
-        None
-    };
-    // O_NONBLOCK: with no reader left (init died) open fails with ENXIO instead of hanging.
+    // Init holds the fifo open (O_RDWR, close-on-exec) until its execve: a read end of ours,
+    // opened before our write end (a reader sees a hang-up only from writers that came after
+    // it), hangs up exactly then. Init reads our byte; what it writes after that is why it
+    // failed before its execve (startContainer hooks, execve itself). Never read before the
+    // hang-up: the byte is init's.
+    let watch = crate::sys::open(&fifo, OFlag::O_RDONLY | OFlag::O_NONBLOCK, Mode::empty())
+        .map_err(|e| anyhow!("start {id}: open exec fifo: {e}"))?;
     let fd = crate::sys::open(&fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK, Mode::empty())
-        .map_err(|e| anyhow!("start {id}: the container's init is not waiting ({e})"))?;
+        .map_err(|e| anyhow!("start {id}: open exec fifo: {e}"))?;
     std::fs::File::from(fd)
         .write_all(b"0")
         .with_context(|| format!("start {id}: write exec fifo"))?;
     std::fs::remove_file(&fifo).with_context(|| format!("start {id}: remove exec fifo"))?;
-    if let Some(w) = watch {
-        wait_hangup(&w);
+    wait_hangup(&watch);
+    let mut left = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::fs::File::from(watch), &mut left);
+    match left.as_slice() {
+        [] => {}
+        b"0" => bail!("start {id}: the container's init is not waiting"),
+        msg => bail!("start {id}: {}", String::from_utf8_lossy(msg).trim_end()),
     }
     crate::hooks::run_all_warn(
         c.state.hooks.as_ref(),

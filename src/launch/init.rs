@@ -199,18 +199,34 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
         }
     }
     hook_state["status"] = "created".into();
-    // In the container, after `start`, before the user's program.
-    hooks::run_all(
-        spec.hooks().as_ref(),
-        hooks::Kind::StartContainer,
-        &hook_state,
-    )?;
-    let internal = [
-        s2.as_raw_fd(),
-        l.exec_fifo.as_ref().map_or(-1, |f| f.as_raw_fd()),
-    ];
-    let e = program::exec(&prepared, l.seccomp.as_ref(), l.preserve_fds, &internal);
-    // The runtime is gone by now: stderr is the only place left to say why.
-    eprintln!("berth: {e:#}");
+    let e = (|| -> anyhow::Error {
+        // In the container, after `start`, before the user's program.
+        if let Err(e) = hooks::run_all(
+            spec.hooks().as_ref(),
+            hooks::Kind::StartContainer,
+            &hook_state,
+        ) {
+            return e;
+        }
+        let internal = [
+            s2.as_raw_fd(),
+            l.exec_fifo.as_ref().map_or(-1, |f| f.as_raw_fd()),
+        ];
+        program::exec(&prepared, l.seccomp.as_ref(), l.preserve_fds, &internal)
+    })();
+    // The runtime is gone by now; `start` waits for the fifo to close (our execve) and
+    // reads what is left in it: this error, for its caller.
+    let fifo = l.exec_fifo.as_ref().expect("init holds the fifo");
+    let msg = format!("{e:#}");
+    let mut end = msg.len().min(START_ERROR_MAX);
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    if nix::unistd::write(fifo, &msg.as_bytes()[..end]).is_err() {
+        eprintln!("berth: {msg}");
+    }
     exit(127)
 }
+
+/// Below PIPE_BUF: the error reaches the fifo in one write, whoever reads.
+const START_ERROR_MAX: usize = 4000;
