@@ -287,9 +287,15 @@ fn wait_hangup(fd: &OwnedFd) {
     }
 }
 
-pub fn parse_signal(s: &str) -> Result<Signal> {
+/// A signal by name or number; None is signal 0, kill(2)'s liveness probe.
+pub fn parse_signal(s: &str) -> Result<Option<Signal>> {
     if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| anyhow!("invalid signal number {n}"));
+        if n == 0 {
+            return Ok(None);
+        }
+        return Signal::try_from(n)
+            .map(Some)
+            .map_err(|_| anyhow!("invalid signal number {n}"));
     }
     let up = s.to_ascii_uppercase();
     let name = if up.starts_with("SIG") {
@@ -298,10 +304,12 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
         format!("SIG{up}")
     };
     name.parse::<Signal>()
+        .map(Some)
         .map_err(|_| anyhow!("unknown signal {s:?}"))
 }
 
-pub fn kill(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
+/// Sends `sig` (None: signal 0, only checks that the processes exist).
+pub fn kill(store: &Store, id: &str, sig: Option<Signal>, all: bool) -> Result<()> {
     let c = store.load(id).with_context(|| format!("kill {id}"))?;
     if !c.status().has_process() {
         bail!(

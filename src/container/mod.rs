@@ -133,13 +133,20 @@ impl Container {
     }
 
     /// Sends `sig` to init, or with `all` to every process in the container's cgroup.
-    pub fn signal(&self, sig: Signal, all: bool) -> Result<()> {
-        if all {
-            let cg = self.cgroup()?;
-            crate::cgroups::signal_all(cg.as_ref(), sig)
-        } else {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.state.pid), sig)
-                .map_err(|e| anyhow!("signal {sig} to pid {}: {e}", self.state.pid))
+    /// Sends `sig` to init, or with `all` to every process in the cgroup; None is signal
+    /// 0, the liveness probe (init's: the status check already looked at the others).
+    pub fn signal(&self, sig: Option<Signal>, all: bool) -> Result<()> {
+        match sig {
+            Some(sig) if all => {
+                let cg = self.cgroup()?;
+                crate::cgroups::signal_all(cg.as_ref(), sig)
+            }
+            _ => nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.state.pid), sig).map_err(
+                |e| {
+                    let name = sig.map_or("0", |s| s.as_str());
+                    anyhow!("signal {name} to pid {}: {e}", self.state.pid)
+                },
+            ),
         }
     }
 
@@ -149,7 +156,7 @@ impl Container {
             let _ = crate::cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
         }
         if self.state.pid > 0 && self.status().has_process() {
-            let _ = self.signal(Signal::SIGKILL, false);
+            let _ = self.signal(Some(Signal::SIGKILL), false);
         }
         // Frozen tasks only die once thawed (cgroup v1).
         if let Ok(cg) = self.cgroup() {
