@@ -175,6 +175,7 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
         // Whoever listens on the console socket may wait for it to close.
         let _ = nix::unistd::close(console.as_raw_fd());
         tty::setup_slave_stdio(&slave).context("make the pty the process's terminal")?;
+        tty::chown_terminal(proc_.user().uid())?;
     }
     rootfs::finish(spec)?;
 
