@@ -67,10 +67,21 @@ pub fn prepare(
     }
     let caps = proc_.capabilities().as_ref();
     process::drop_bounding(caps)?;
+    // As runc: chdir while still privileged, so a cwd the user may not search (a 0700
+    // directory of root's) still works; where root is refused and the user is not (a
+    // root-squashed network filesystem), again as the user.
+    let cwd = proc_.cwd();
+    let chdir_err = |e| anyhow!("process.cwd: chdir {}: {e}", cwd.display());
+    let chdir_as_user = match nix::unistd::chdir(cwd) {
+        Ok(()) => false,
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => true,
+        Err(e) => return Err(chdir_err(e)),
+    };
     let setgroups_allowed = true;
     process::set_user(proc_, setgroups_allowed)?;
-    let cwd = proc_.cwd();
-    nix::unistd::chdir(cwd).map_err(|e| anyhow!("process.cwd: chdir {}: {e}", cwd.display()))?;
+    if chdir_as_user {
+        nix::unistd::chdir(cwd).map_err(chdir_err)?;
+    }
     // CVE-2024-21626: a cwd reached through an fd the runtime still holds would lie outside
     // the container's root; the kernel then reports it as unreachable.
     match nix::unistd::getcwd() {
