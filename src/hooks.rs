@@ -101,10 +101,21 @@ pub fn check(h: &Hooks) -> Result<()> {
 
 /// Runs every hook of `kind` in order; the first failure stops the list and is returned.
 pub fn run_all(hooks: Option<&Hooks>, kind: Kind, state: &serde_json::Value) -> Result<()> {
+    run_all_in(hooks, kind, state, None)
+}
+
+/// `run_all` with the hooks' working directory set (createContainer: the container's root,
+/// runtime-spec config.md).
+pub fn run_all_in(
+    hooks: Option<&Hooks>,
+    kind: Kind,
+    state: &serde_json::Value,
+    cwd: Option<&std::path::Path>,
+) -> Result<()> {
     let Some(h) = hooks else { return Ok(()) };
     let input = serde_json::to_vec(state)?;
     for (i, hook) in kind.list(h).iter().enumerate() {
-        run_one(hook, &input)
+        run_one(hook, &input, cwd)
             .with_context(|| format!("hooks.{}[{i}] {}", kind.field(), hook.path().display()))?;
     }
     Ok(())
@@ -120,7 +131,7 @@ pub fn run_all_warn(hooks: Option<&Hooks>, kind: Kind, state: &serde_json::Value
         Err(e) => return crate::log::warn(&format!("hooks.{}: state: {e}", kind.field())),
     };
     for (i, hook) in kind.list(h).iter().enumerate() {
-        if let Err(e) = run_one(hook, &input) {
+        if let Err(e) = run_one(hook, &input, None) {
             crate::log::warn(&format!(
                 "hooks.{}[{i}] {}: {e:#}",
                 kind.field(),
@@ -130,9 +141,12 @@ pub fn run_all_warn(hooks: Option<&Hooks>, kind: Kind, state: &serde_json::Value
     }
 }
 
-fn run_one(hook: &Hook, input: &[u8]) -> Result<()> {
+fn run_one(hook: &Hook, input: &[u8], cwd: Option<&std::path::Path>) -> Result<()> {
     let args = hook.args().as_deref().unwrap_or(&[]);
     let mut cmd = Command::new(hook.path());
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
     if let Some((arg0, rest)) = args.split_first() {
         cmd.arg0(arg0).args(rest);
     }

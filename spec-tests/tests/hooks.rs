@@ -238,3 +238,27 @@ fn hooks_get_only_stdin_stdout_and_stderr() {
         assert_eq!(fds, ["0", "1", "2", "3"], "{k} hook's fds: {out}");
     }
 }
+
+/// config.md: a createContainer hook runs with the container's root as its working
+/// directory (before pivot_root: the rootfs as the container's mount namespace sees it).
+#[test]
+fn create_container_hook_runs_in_the_container_root() {
+    let rt = Runtime::new();
+    let mut b = rt.bundle("hookcwd");
+    let dir = b.dir().join("hooklog");
+    let dir_s = dir.to_string_lossy().into_owned();
+    b.bind_dir("hooklog", &dir_s, false);
+    b.config_mut()["hooks"] = json!({"createContainer": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("pwd -P > {dir_s}/cwd; ls > {dir_s}/ls")],
+        "env": ["PATH=/bin:/usr/bin"],
+    }]});
+    b.sh("true");
+    rt.create(&b).assert_ok();
+    let cwd = std::fs::read_to_string(dir.join("cwd")).expect("the hook ran");
+    let want = std::fs::canonicalize(b.rootfs()).unwrap();
+    assert_eq!(cwd.trim(), want.to_string_lossy(), "hook's cwd");
+    let ls = std::fs::read_to_string(dir.join("ls")).unwrap();
+    assert!(ls.lines().any(|l| l == "bin"), "the rootfs's entries: {ls}");
+    rt.delete(b.id()).assert_ok();
+}

@@ -134,10 +134,11 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
     wait_placed()?;
     let mut hook_state = hook_state.expect("set by wait_placed");
     // In the container's namespaces, before pivot_root.
-    hooks::run_all(
+    hooks::run_all_in(
         spec.hooks().as_ref(),
         hooks::Kind::CreateContainer,
         &hook_state,
+        Some(&l.bundle.rootfs),
     )?;
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|e| anyhow!("hostname: set {h:?}: {e}"))?;
