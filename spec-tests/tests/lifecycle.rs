@@ -722,3 +722,58 @@ fn ps_on_a_stopped_container_lists_nothing() {
     }
     assert_eq!(out.stdout.trim(), "[]", "{out}");
 }
+
+/// Positions of `"key":` in `text`, in the order given; panics if one is missing.
+fn key_positions(text: &str, keys: &[&str]) -> Vec<usize> {
+    keys.iter()
+        .map(|k| {
+            text.find(&format!("\"{k}\":"))
+                .unwrap_or_else(|| panic!("no key {k:?} in {text}"))
+        })
+        .collect()
+}
+
+/// `state`, `list --format json` and `events` print their keys in runc's order (its Go
+/// structs' field order, map keys sorted), not sorted: what scripts and people diff against.
+#[test]
+fn json_keys_are_in_runcs_order() {
+    let rt = Runtime::new();
+    let mut b = rt.bundle("jsonorder");
+    let out = b.out_dir();
+    b.config_mut()["annotations"] = serde_json::json!({"org.z": "1", "org.a": "2"});
+    b.sh(STARTED_THEN_SLEEP);
+    rt.create_and_start(&b);
+    assert!(wait_for_file(&out.join("started"), WAIT_TIMEOUT));
+    let keys = [
+        "ociVersion",
+        "id",
+        "pid",
+        "status",
+        "bundle",
+        "rootfs",
+        "created",
+        "annotations",
+        "org.a",
+        "org.z",
+        "owner",
+    ];
+    for args in [vec!["state", b.id()], vec!["list", "--format", "json"]] {
+        let o = rt.exec(&args).assert_ok();
+        let pos = key_positions(&o.stdout, &keys);
+        assert!(
+            pos.windows(2).all(|w| w[0] < w[1]),
+            "{keys:?} in order: {o}"
+        );
+    }
+    let o = rt.exec(&["events", "--stats", b.id()]).assert_ok();
+    let line = o.stdout.trim();
+    // The envelope only: the stats inside are still sorted (built in src/cgroups).
+    assert!(
+        line.starts_with(&format!(
+            "{{\"type\":\"stats\",\"id\":\"{}\",\"data\":",
+            b.id()
+        )),
+        "type, id, data: {o}"
+    );
+    rt.delete_force(b.id()).assert_ok();
+}
