@@ -482,3 +482,20 @@ fn process_json_without_user_runs_as_root() {
         .assert_ok();
     assert_eq!(out.stdout, "0\n0\n", "{out}");
 }
+
+/// When `exec` itself fails (no such container, no such program), runc exits 255, which
+/// scripts tell from the process's own exit codes.
+#[test]
+fn runtime_errors_of_exec_exit_255() {
+    let rt = Runtime::new();
+    let out = rt.exec(&["exec", "no-such-container", "true"]);
+    assert_eq!(out.code(), Some(255), "{out}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "one line: {out}");
+    let mut b = rt.bundle("exec255");
+    running(&rt, &mut b);
+    let out = rt.exec(&["exec", b.id(), "/no/such/program"]);
+    assert_eq!(out.code(), Some(255), "{out}");
+    // The process's own code is still its own.
+    let out = rt.exec(&["exec", b.id(), "sh", "-c", "exit 3"]);
+    assert_eq!(out.code(), Some(3), "{out}");
+}

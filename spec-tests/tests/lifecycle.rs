@@ -777,3 +777,41 @@ fn json_keys_are_in_runcs_order() {
     );
     rt.delete_force(b.id()).assert_ok();
 }
+
+/// `-v` and `--version` print runc's form: "NAME version X", the runtime-spec version
+/// ("spec: ..."), the libseccomp linked ("libseccomp: X.Y.Z"); exit 0.
+#[test]
+fn version_in_runcs_form() {
+    let name = runtime_path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    for flag in ["-v", "--version"] {
+        let out = std::process::Command::new(runtime_path())
+            .arg(flag)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{flag}: {text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with(&format!("{name} version ")),
+            "{flag}: {text}"
+        );
+        let value = |key: &str| {
+            lines
+                .iter()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap_or_else(|| panic!("{flag}: no {key:?} line: {text}"))
+        };
+        let spec = value("spec: ");
+        assert!(spec.starts_with("1."), "{flag}: {text}");
+        let seccomp = value("libseccomp: ");
+        assert_eq!(seccomp.split('.').count(), 3, "{flag}: {text}");
+        assert!(
+            seccomp.split('.').all(|n| n.parse::<u32>().is_ok()),
+            "{flag}: {text}"
+        );
+    }
+}
