@@ -184,15 +184,17 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
             }
         }
     }
+    // A uts namespace of the container's own, new or joined by path (as runc): never the
+    // host's.
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
-        && !new_namespace(spec, LinuxNamespaceType::Uts)
+        && !has_namespace(spec, LinuxNamespaceType::Uts)
     {
-        bail!("hostname: setting the hostname needs a new uts namespace");
+        bail!("hostname: setting the hostname needs a uts namespace");
     }
     if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
-        && !new_namespace(spec, LinuxNamespaceType::Uts)
+        && !has_namespace(spec, LinuxNamespaceType::Uts)
     {
-        bail!("domainname: setting the domainname needs a new uts namespace");
+        bail!("domainname: setting the domainname needs a uts namespace");
     }
     if let Some(offsets) = linux.time_offsets() {
         if !offsets.is_empty() && !new_namespace(spec, LinuxNamespaceType::Time) {

@@ -362,3 +362,22 @@ fn time_namespace_offsets() {
         "time namespace is the host's"
     );
 }
+
+/// A hostname with a uts namespace joined by path is allowed (config.md asks only for a
+/// uts namespace; runc 1.1.5 sets it there): the joined namespace gets the name.
+#[test]
+fn hostname_in_a_joined_uts_namespace() {
+    let holder = NsHolder::new(libc::CLONE_NEWUTS, Some("before"));
+    let rt = Runtime::new();
+    let mut b = rt.bundle("joinutsname");
+    b.config_mut()["hostname"] = json!("set-by-config");
+    b.set_namespace("uts", Some(&holder.ns_path("uts")));
+    b.sh("hostname; readlink /proc/self/ns/uts");
+    let out = rt.run(&b).assert_ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        vec!["set-by-config", holder.ns_link("uts").as_str()],
+        "{out}"
+    );
+}
