@@ -381,3 +381,57 @@ fn hostname_in_a_joined_uts_namespace() {
         "{out}"
     );
 }
+
+/// No mount namespace (allowed by config-linux.md): the container shares the host's mount
+/// table and is only chroot'ed into its rootfs. berth mounts nothing then and refuses what
+/// would need a mount (`mounts`, masked and read-only paths, `root.readonly`, ...).
+#[test]
+fn no_mount_namespace_shares_the_host_mount_table() {
+    if is_runc() {
+        // Not run: runc 1.1.5 without a mount namespace remounts the host's / as rslave and
+        // mounts the config's mounts (and a bind of the rootfs) into the host's table.
+        skip(
+            "no_mount_namespace_shares_the_host_mount_table",
+            "runc 1.1.5 would change the host's mounts",
+        );
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = rt.bundle("nomntns");
+    b.remove_namespace("mount");
+    // A mount is refused, naming the field.
+    let out = rt.create(&b).assert_fail();
+    assert!(
+        out.stderr.contains("mounts: needs a mount namespace"),
+        "{out}"
+    );
+    rt.assert_gone(&b, None);
+
+    let cfg = b.config_mut();
+    cfg["mounts"] = json!([]);
+    cfg["root"]["readonly"] = json!(false);
+    let linux = cfg["linux"].as_object_mut().unwrap();
+    linux.remove("maskedPaths");
+    linux.remove("readonlyPaths");
+    b.sh("ls /; echo done");
+    rt.create(&b).assert_ok();
+    let pid = rt.pid(b.id());
+    let link = |p: &str| fs::read_link(p).unwrap().to_string_lossy().into_owned();
+    assert_eq!(
+        link(&format!("/proc/{pid}/ns/mnt")),
+        link("/proc/self/ns/mnt"),
+        "the host's mount namespace"
+    );
+    assert_eq!(
+        mountinfo::host_mounts_under(&b.rootfs()),
+        Vec::<String>::new(),
+        "nothing mounted on the host"
+    );
+    rt.delete(b.id()).assert_ok();
+    // The process sees the rootfs as its root: its entries, not the host's.
+    let out = rt.run(&b).assert_ok();
+    let names: Vec<&str> = out.stdout.lines().collect();
+    assert!(names.contains(&"bin") && names.contains(&"done"), "{out}");
+    assert!(!names.contains(&"work"), "the host's root: {out}");
+    rt.assert_gone(&b, None);
+}

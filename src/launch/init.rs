@@ -120,17 +120,29 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
         }
         Ok(())
     };
-    let root = rootfs::prepare(&mut rootfs::Setup {
-        spec,
-        rootfs: &l.bundle.rootfs,
-        bundle: &l.bundle.dir,
-        in_userns,
-        cgroup_sources: &l.cgroup_sources,
-        cgroup_v2: l.cgroup_v2,
-        new_cgroupns: new_namespace(spec, LinuxNamespaceType::Cgroup),
-        before_cgroup_mount: &mut wait_placed,
-    })
-    .context("rootfs")?;
+    // Without a mount namespace of its own the container shares the host's mount table:
+    // nothing is mounted (the config check refused what would be), init only chroots.
+    let own_mounts = crate::bundle::has_namespace(spec, LinuxNamespaceType::Mount);
+    let root = if !own_mounts {
+        sys::open(
+            &l.bundle.rootfs,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("open rootfs {}", l.bundle.rootfs.display()))?
+    } else {
+        rootfs::prepare(&mut rootfs::Setup {
+            spec,
+            rootfs: &l.bundle.rootfs,
+            bundle: &l.bundle.dir,
+            in_userns,
+            cgroup_sources: &l.cgroup_sources,
+            cgroup_v2: l.cgroup_v2,
+            new_cgroupns: new_namespace(spec, LinuxNamespaceType::Cgroup),
+            before_cgroup_mount: &mut wait_placed,
+        })
+        .context("rootfs")?
+    };
     wait_placed()?;
     let mut hook_state = hook_state.expect("set by wait_placed");
     // In the container's namespaces, before pivot_root.
@@ -151,7 +163,11 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
     }
     // Through the host's procfs, before the container's /proc takes its place.
     crate::security::lsm::set_exec_labels(proc_)?;
-    rootfs::pivot_into(root.as_fd(), l.no_pivot).context("pivot_root")?;
+    if own_mounts {
+        rootfs::pivot_into(root.as_fd(), l.no_pivot).context("pivot_root")?;
+    } else {
+        rootfs::chroot_into(root.as_fd()).context("chroot")?;
+    }
     drop(root);
     if terminal {
         let console = l
@@ -169,7 +185,9 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
             nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
             nix::sys::stat::Mode::empty(),
         )?;
-        rootfs::devices::mount_console(slash.as_fd(), &slave)?;
+        if own_mounts {
+            rootfs::devices::mount_console(slash.as_fd(), &slave)?;
+        }
         tty::send_pty_master(console.as_fd(), master.as_fd())
             .context("send the pty master to the console socket")?;
         drop(master);
