@@ -180,6 +180,40 @@ fn profile_without_close_range_still_runs_the_program() {
     }
 }
 
+/// The same without /proc in the container (nothing lists the fds there): the program
+/// still runs, and an fd its runtime was given (not preserved) does not reach it.
+#[test]
+fn profile_without_close_range_and_no_proc_still_runs_the_program() {
+    let rt = Runtime::new();
+    let mut b = rt.bundle("seccompcrnp");
+    b.config_mut()["process"]["noNewPrivileges"] = json!(false);
+    b.config_mut()["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/proc");
+    b.config_mut()["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    // fd 3 would be the runtime's leaked one: reading it must fail.
+    b.sh("echo alive; if (: <&3) 2>/dev/null; then echo leaked; else echo closed; fi");
+    let extra = std::fs::File::open("/dev/null").unwrap();
+    let out = rt
+        .spawn_run(&b, &[], &[std::os::fd::AsRawFd::as_raw_fd(&extra)])
+        .wait(std::time::Duration::from_secs(60));
+    if is_runc() && !out.success() {
+        // runc 1.1.5 needs /proc in the container to run at all.
+        skip(
+            "profile_without_close_range_and_no_proc_still_runs_the_program",
+            "runc 1.1.5 does not run without /proc",
+        );
+        return;
+    }
+    let out = out.assert_ok();
+    assert_eq!(out.stdout, "alive\nclosed\n", "{out}");
+}
+
 /// A failure of init after `create` (here execve itself, denied by the filter) is the
 /// error of `start`, not a silent success with the reason only on the container's stderr.
 #[test]
