@@ -100,6 +100,54 @@ pub fn ns_name(t: LinuxNamespaceType) -> &'static str {
 }
 
 /// The semantic checks; returns the absolute rootfs path.
+/// Without a mount namespace the container shares the runtime's mount table: berth then
+/// chroots into the rootfs and mounts nothing, so what would be a mount there is refused
+/// (runc 1.1.5 mounts those on the host's table, under the rootfs, and remounts the host's
+/// / as a slave).
+fn check_without_mount_namespace(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let nonempty = |v: Option<usize>| v.unwrap_or(0) > 0;
+    let refused = [
+        ("mounts", nonempty(spec.mounts().as_ref().map(Vec::len))),
+        (
+            "linux.maskedPaths",
+            nonempty(linux.and_then(|l| l.masked_paths().as_ref()).map(Vec::len)),
+        ),
+        (
+            "linux.readonlyPaths",
+            nonempty(
+                linux
+                    .and_then(|l| l.readonly_paths().as_ref())
+                    .map(Vec::len),
+            ),
+        ),
+        (
+            "linux.devices",
+            nonempty(linux.and_then(|l| l.devices().as_ref()).map(Vec::len)),
+        ),
+        (
+            "linux.rootfsPropagation",
+            linux
+                .and_then(|l| l.rootfs_propagation().as_deref())
+                .is_some_and(|p| !p.is_empty()),
+        ),
+        (
+            "root.readonly",
+            spec.root()
+                .as_ref()
+                .and_then(|r| r.readonly())
+                .unwrap_or(false),
+        ),
+    ];
+    if let Some((field, _)) = refused.iter().find(|(_, set)| *set) {
+        bail!(
+            "{field}: needs a mount namespace (linux.namespaces has none, and berth does not \
+             change the host's mounts)"
+        );
+    }
+    Ok(())
+}
+
 fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
     if !spec.version().starts_with("1.") {
         bail!(
@@ -159,7 +207,7 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
         }
     }
     if !has_namespace(spec, LinuxNamespaceType::Mount) {
-        bail!("linux.namespaces: berth needs a mount namespace (add {{\"type\": \"mount\"}})");
+        check_without_mount_namespace(spec)?;
     }
     let new_user = new_namespace(spec, LinuxNamespaceType::User);
     for (field, maps) in [
@@ -184,15 +232,17 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
             }
         }
     }
+    // A uts namespace of the container's own, new or joined by path (as runc): never the
+    // host's.
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
-        && !new_namespace(spec, LinuxNamespaceType::Uts)
+        && !has_namespace(spec, LinuxNamespaceType::Uts)
     {
-        bail!("hostname: setting the hostname needs a new uts namespace");
+        bail!("hostname: setting the hostname needs a uts namespace");
     }
     if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
-        && !new_namespace(spec, LinuxNamespaceType::Uts)
+        && !has_namespace(spec, LinuxNamespaceType::Uts)
     {
-        bail!("domainname: setting the domainname needs a new uts namespace");
+        bail!("domainname: setting the domainname needs a uts namespace");
     }
     if let Some(offsets) = linux.time_offsets() {
         if !offsets.is_empty() && !new_namespace(spec, LinuxNamespaceType::Time) {

@@ -101,25 +101,52 @@ pub fn check(h: &Hooks) -> Result<()> {
 
 /// Runs every hook of `kind` in order; the first failure stops the list and is returned.
 pub fn run_all(hooks: Option<&Hooks>, kind: Kind, state: &serde_json::Value) -> Result<()> {
+    run_all_in(hooks, kind, state, None)
+}
+
+/// `run_all` with the hooks' working directory set (createContainer: the container's root,
+/// runtime-spec config.md).
+pub fn run_all_in(
+    hooks: Option<&Hooks>,
+    kind: Kind,
+    state: &serde_json::Value,
+    cwd: Option<&std::path::Path>,
+) -> Result<()> {
     let Some(h) = hooks else { return Ok(()) };
     let input = serde_json::to_vec(state)?;
     for (i, hook) in kind.list(h).iter().enumerate() {
-        run_one(hook, &input)
+        run_one(hook, &input, cwd)
             .with_context(|| format!("hooks.{}[{i}] {}", kind.field(), hook.path().display()))?;
     }
     Ok(())
 }
 
-/// Runs the hooks of a kind whose failure the spec makes a warning (poststart, poststop).
+/// Runs the hooks of a kind whose failure the spec makes a warning (poststart, poststop):
+/// each failure is logged and the rest still run (runtime.md: "the runtime MUST log a
+/// warning, but the remaining hooks and lifecycle continue").
 pub fn run_all_warn(hooks: Option<&Hooks>, kind: Kind, state: &serde_json::Value) {
-    if let Err(e) = run_all(hooks, kind, state) {
-        crate::log::warn(&format!("{e:#}"));
+    let Some(h) = hooks else { return };
+    let input = match serde_json::to_vec(state) {
+        Ok(v) => v,
+        Err(e) => return crate::log::warn(&format!("hooks.{}: state: {e}", kind.field())),
+    };
+    for (i, hook) in kind.list(h).iter().enumerate() {
+        if let Err(e) = run_one(hook, &input, None) {
+            crate::log::warn(&format!(
+                "hooks.{}[{i}] {}: {e:#}",
+                kind.field(),
+                hook.path().display()
+            ));
+        }
     }
 }
 
-fn run_one(hook: &Hook, input: &[u8]) -> Result<()> {
+fn run_one(hook: &Hook, input: &[u8], cwd: Option<&std::path::Path>) -> Result<()> {
     let args = hook.args().as_deref().unwrap_or(&[]);
     let mut cmd = Command::new(hook.path());
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
     if let Some((arg0, rest)) = args.split_first() {
         cmd.arg0(arg0).args(rest);
     }
@@ -130,6 +157,8 @@ fn run_one(hook: &Hook, input: &[u8]) -> Result<()> {
         }
     }
     cmd.stdin(Stdio::piped());
+    // A hook gets the state on stdin, stdout and stderr: none of the runtime's fds.
+    crate::sys::cloexec_from_at_spawn(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| anyhow!("start: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that exits without reading its stdin is fine: ignore EPIPE.

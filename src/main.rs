@@ -38,7 +38,16 @@ fn main() {
             std::process::exit(1);
         }
     }
+    // As runc: `-v`/`--version` before (or without) a command prints the version.
+    if matches!(
+        args.get(1).and_then(|a| a.to_str()),
+        Some("-v" | "--version")
+    ) {
+        print!("{}", cli::version_text());
+        std::process::exit(0);
+    }
     let cli = cli::Cli::parse_from(args);
+    let fail_code = cli::error_exit_code(&cli);
     // Before berth opens any fd of its own (the log first): reported through the log.
     let passed = cli::fds::check_passed(&cli);
     if let Err(e) = log::init(cli.log.as_deref(), &cli.log_format, cli.debug) {
@@ -52,7 +61,7 @@ fn main() {
             let msg = format!("{e:#}").replace('\n', " ");
             log::error(&msg);
             eprintln!("berth: {msg}");
-            std::process::exit(1);
+            std::process::exit(fail_code);
         }
     }
 }

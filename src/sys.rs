@@ -30,6 +30,42 @@ pub fn cloexec_from(first: u32) -> nix::Result<()> {
     Errno::result(r).map(drop)
 }
 
+/// Has `cmd`'s child mark every fd from 3 up close-on-exec right before its execve, so
+/// the program gets only stdin, stdout and stderr whatever its parent held (fds from the
+/// caller, --preserve-fds ones, the runtime's own).
+pub fn cloexec_from_at_spawn(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before execve and makes only
+    // async-signal-safe system calls (close_range, getrlimit, fcntl), allocating nothing.
+    // CLOEXEC rather than close: std's own error pipe (close-on-exec already) must stay open.
+    unsafe {
+        cmd.pre_exec(|| {
+            if cloexec_from(3).is_err() {
+                // Where close_range is denied (a seccomp filter) or missing: every number.
+                let mut rl = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 {
+                    rl.rlim_max.min(1 << 20) as RawFd
+                } else {
+                    1024
+                };
+                for fd in 3..max {
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sets FD_CLOEXEC on one fd (the fallback where close_range is not allowed).
+pub fn set_cloexec(fd: RawFd) -> nix::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map(drop)
+}
+
 /// Clears FD_CLOEXEC so that a --preserve-fds fd survives execve.
 pub fn clear_cloexec(fd: RawFd) -> nix::Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, FdFlag};

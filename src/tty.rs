@@ -167,6 +167,14 @@ pub fn setup_slave_stdio(slave: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Gives the terminal on stdin to the process's user, as runc does (its uid only: the group
+/// stays devpts's `gid=` one, tty), so the process can reopen /dev/pts/N or /proc/self/fd/0
+/// and `mesg`/`script` work after it changes user. Called while still privileged.
+pub fn chown_terminal(uid: u32) -> Result<()> {
+    nix::unistd::fchown(0, Some(nix::unistd::Uid::from_raw(uid)), None)
+        .map_err(|e| anyhow::anyhow!("process.user.uid: chown the terminal to {uid}: {e}"))
+}
+
 /// Waits for `pid` (a child of this process) in the foreground, forwarding signals and,
 /// with `master`, proxying stdin/stdout to the container's terminal.
 ///

@@ -432,3 +432,70 @@ fn foreground_run_and_exec_forward_signals() {
     assert_eq!(r.code(), Some(9), "run: {r}");
     assert_eq!(r.stdout.trim(), "got-term", "run: {r}");
 }
+
+/// `exec -t` gives the pty to the process's user, as `create -t` does (runc: uid only).
+#[test]
+fn tty_belongs_to_the_process_user() {
+    let rt = Runtime::new();
+    let mut b = rt.bundle("exectty");
+    running(&rt, &mut b);
+    let console = ConsoleSocket::new(rt.tmp());
+    let sock = console.path().to_string_lossy().into_owned();
+    rt.exec(&[
+        "exec",
+        "-t",
+        "-d",
+        "--console-socket",
+        &sock,
+        "--user",
+        "1000:1000",
+        b.id(),
+        "sh",
+        "-c",
+        "echo owner=$(stat -L -c %u:%g /proc/self/fd/0) end",
+    ])
+    .assert_ok();
+    let out = console.wait_for(" end", Duration::from_secs(15));
+    assert!(out.contains("owner=1000:5 end"), "{out:?}");
+}
+
+/// A process.json without `user` runs as uid 0, gid 0 (runc: Go's zero value), not
+/// "missing field `user`".
+#[test]
+fn process_json_without_user_runs_as_root() {
+    let rt = Runtime::new();
+    let mut b = rt.bundle("execnouser");
+    running(&rt, &mut b);
+    let p = rt.tmp().join("process.json");
+    fs::write(
+        &p,
+        json!({
+            "args": ["sh", "-c", "id -u; id -g"],
+            "env": ["PATH=/bin:/usr/bin"],
+            "cwd": "/"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = rt
+        .exec(&["exec", "--process", &p.to_string_lossy(), b.id()])
+        .assert_ok();
+    assert_eq!(out.stdout, "0\n0\n", "{out}");
+}
+
+/// When `exec` itself fails (no such container, no such program), runc exits 255, which
+/// scripts tell from the process's own exit codes.
+#[test]
+fn runtime_errors_of_exec_exit_255() {
+    let rt = Runtime::new();
+    let out = rt.exec(&["exec", "no-such-container", "true"]);
+    assert_eq!(out.code(), Some(255), "{out}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "one line: {out}");
+    let mut b = rt.bundle("exec255");
+    running(&rt, &mut b);
+    let out = rt.exec(&["exec", b.id(), "/no/such/program"]);
+    assert_eq!(out.code(), Some(255), "{out}");
+    // The process's own code is still its own.
+    let out = rt.exec(&["exec", b.id(), "sh", "-c", "exit 3"]);
+    assert_eq!(out.code(), Some(3), "{out}");
+}

@@ -362,3 +362,76 @@ fn time_namespace_offsets() {
         "time namespace is the host's"
     );
 }
+
+/// A hostname with a uts namespace joined by path is allowed (config.md asks only for a
+/// uts namespace; runc 1.1.5 sets it there): the joined namespace gets the name.
+#[test]
+fn hostname_in_a_joined_uts_namespace() {
+    let holder = NsHolder::new(libc::CLONE_NEWUTS, Some("before"));
+    let rt = Runtime::new();
+    let mut b = rt.bundle("joinutsname");
+    b.config_mut()["hostname"] = json!("set-by-config");
+    b.set_namespace("uts", Some(&holder.ns_path("uts")));
+    b.sh("hostname; readlink /proc/self/ns/uts");
+    let out = rt.run(&b).assert_ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        vec!["set-by-config", holder.ns_link("uts").as_str()],
+        "{out}"
+    );
+}
+
+/// No mount namespace (allowed by config-linux.md): the container shares the host's mount
+/// table and is only chroot'ed into its rootfs. berth mounts nothing then and refuses what
+/// would need a mount (`mounts`, masked and read-only paths, `root.readonly`, ...).
+#[test]
+fn no_mount_namespace_shares_the_host_mount_table() {
+    if is_runc() {
+        // Not run: runc 1.1.5 without a mount namespace remounts the host's / as rslave and
+        // mounts the config's mounts (and a bind of the rootfs) into the host's table.
+        skip(
+            "no_mount_namespace_shares_the_host_mount_table",
+            "runc 1.1.5 would change the host's mounts",
+        );
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = rt.bundle("nomntns");
+    b.remove_namespace("mount");
+    // A mount is refused, naming the field.
+    let out = rt.create(&b).assert_fail();
+    assert!(
+        out.stderr.contains("mounts: needs a mount namespace"),
+        "{out}"
+    );
+    rt.assert_gone(&b, None);
+
+    let cfg = b.config_mut();
+    cfg["mounts"] = json!([]);
+    cfg["root"]["readonly"] = json!(false);
+    let linux = cfg["linux"].as_object_mut().unwrap();
+    linux.remove("maskedPaths");
+    linux.remove("readonlyPaths");
+    b.sh("ls /; echo done");
+    rt.create(&b).assert_ok();
+    let pid = rt.pid(b.id());
+    let link = |p: &str| fs::read_link(p).unwrap().to_string_lossy().into_owned();
+    assert_eq!(
+        link(&format!("/proc/{pid}/ns/mnt")),
+        link("/proc/self/ns/mnt"),
+        "the host's mount namespace"
+    );
+    assert_eq!(
+        mountinfo::host_mounts_under(&b.rootfs()),
+        Vec::<String>::new(),
+        "nothing mounted on the host"
+    );
+    rt.delete(b.id()).assert_ok();
+    // The process sees the rootfs as its root: its entries, not the host's.
+    let out = rt.run(&b).assert_ok();
+    let names: Vec<&str> = out.stdout.lines().collect();
+    assert!(names.contains(&"bin") && names.contains(&"done"), "{out}");
+    assert!(!names.contains(&"work"), "the host's root: {out}");
+    rt.assert_gone(&b, None);
+}

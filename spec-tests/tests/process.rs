@@ -385,3 +385,21 @@ fn missing_binary_fails_run_without_leftovers() {
     rt.run(&b).assert_fail();
     rt.assert_gone(&b, None);
 }
+
+/// A cwd the process's user may not search (0700, root's) still works: the runtime changes
+/// into it while privileged, as runc does, then becomes the user.
+#[test]
+fn cwd_not_searchable_by_the_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = Runtime::new();
+    let mut b = rt.bundle("cwdpriv");
+    let root = b.private_rootfs();
+    let secret = root.join("secret");
+    std::fs::create_dir(&secret).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).unwrap();
+    b.config_mut()["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    b.config_mut()["process"]["cwd"] = serde_json::json!("/secret");
+    b.sh("pwd; id -u; ls . >/dev/null 2>&1 || echo denied");
+    let out = rt.run(&b).assert_ok();
+    assert_eq!(out.stdout, "/secret\n1000\ndenied\n", "{out}");
+}

@@ -685,3 +685,36 @@ fn no_pivot_root() {
     let out = rt.run_with(&b, &["--no-pivot"]).assert_ok();
     assert_eq!(out.stdout.trim(), "rootfs-ok", "{out}");
 }
+
+/// A rootfs whose /sys or /proc is a symlink (to a directory inside it) is refused with a
+/// clear error, not mounted on the link's target: the kernel's files would then appear
+/// elsewhere than the container and every later path rule expect (CVE-2019-16884's class).
+/// runc 1.1.5: "filesystem ... must be mounted on ordinary directory".
+#[test]
+fn symlinked_proc_or_sys_in_the_rootfs_is_refused() {
+    for (dir, fstype) in [("sys", "sysfs"), ("proc", "proc")] {
+        let rt = Runtime::new();
+        let mut b = rt.bundle("symsys");
+        let rootfs = b.private_rootfs();
+        fs::remove_dir(rootfs.join(dir)).unwrap();
+        fs::create_dir(rootfs.join("elsewhere")).unwrap();
+        symlink("/elsewhere", rootfs.join(dir)).unwrap();
+        b.sh("true");
+        let out = rt.run(&b).assert_fail();
+        assert!(
+            out.stderr.contains("must be mounted on ordinary directory"),
+            "{dir}: {out}"
+        );
+        assert!(out.stderr.contains(fstype), "{dir}: {out}");
+        assert_eq!(out.stderr.trim().lines().count(), 1, "one line: {out}");
+        rt.assert_gone(&b, None);
+        // Nothing was mounted on the link's target meanwhile.
+        assert!(
+            fs::read_dir(rootfs.join("elsewhere"))
+                .unwrap()
+                .next()
+                .is_none(),
+            "{dir}: the link's target was used"
+        );
+    }
+}

@@ -148,3 +148,18 @@ fn no_terminal_means_no_tty() {
     let out = rt.run(&b).assert_ok();
     assert_eq!(out.stdout.trim(), "no-tty", "{out}");
 }
+
+/// The pty is given to the process's user before it changes to it (runc: its uid; the
+/// group stays devpts's gid=5), so the process owns its terminal.
+#[test]
+fn terminal_belongs_to_the_process_user() {
+    let rt = Runtime::new();
+    let (_, console) = with_terminal(
+        &rt,
+        "ttyowner",
+        "echo owner=$(stat -L -c %u:%g /proc/self/fd/0) end",
+        |c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}),
+    );
+    let out = console.wait_for(" end", CONSOLE_WAIT);
+    assert!(out.contains("owner=1000:5 end"), "{out:?}");
+}

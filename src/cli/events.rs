@@ -8,6 +8,16 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::container::Store;
 
+/// runc's event, its fields in runc's order.
+#[derive(serde::Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a serde_json::Value>,
+}
+
 pub fn run(store: &Store, id: &str, stats_once: bool, interval: &str) -> Result<i32> {
     let c = store.load(id).with_context(|| format!("events {id}"))?;
     if !c.status().has_process() {
@@ -18,11 +28,14 @@ pub fn run(store: &Store, id: &str, stats_once: bool, interval: &str) -> Result<
     }
     let cg = c.cgroup()?;
     let event = |kind: &str, data: Option<serde_json::Value>| {
-        let mut v = serde_json::json!({"type": kind, "id": id});
-        if let Some(d) = data {
-            v["data"] = d;
+        let e = Event {
+            kind,
+            id,
+            data: data.as_ref(),
+        };
+        if let Ok(line) = serde_json::to_string(&e) {
+            println!("{line}");
         }
-        println!("{v}");
     };
     if stats_once {
         event(

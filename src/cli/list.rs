@@ -14,7 +14,7 @@ pub fn print(store: &Store, format: &str, quiet: bool) -> Result<i32> {
     }
     match format {
         "json" => {
-            let v: Vec<_> = all.iter().map(|c| c.oci_state_json()).collect();
+            let v: Vec<_> = all.iter().map(|c| c.oci_state()).collect();
             println!("{}", serde_json::to_string(&v)?);
         }
         "table" => {

@@ -18,7 +18,7 @@ mod update;
 #[derive(Parser, Debug)]
 #[command(
     name = "berth",
-    version,
+    disable_version_flag = true,
     about = "An OCI runtime: runs containers from bundles, as runc does",
     disable_help_subcommand = true
 )]
@@ -42,6 +42,9 @@ pub struct Cli {
     /// Rootless mode: true, false or auto (only false and auto are built yet).
     #[arg(long, global = true)]
     pub rootless: Option<String>,
+    /// Print the version (berth's, the runtime-spec's, libseccomp's).
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
     /// Path to criu (accepted for runc compatibility; checkpoint is not built yet).
     #[arg(long, global = true, hide = true)]
     pub criu: Option<PathBuf>,
@@ -240,6 +243,26 @@ pub struct SpecArgs {
 }
 
 /// Runs a verb; returns the process exit code.
+/// The exit code of a failed command: runc exits 255 when `exec` fails (scripts tell that
+/// from the process's own codes), 1 otherwise.
+pub fn error_exit_code(cli: &Cli) -> i32 {
+    match cli.command {
+        Command::Exec(_) => 255,
+        _ => 1,
+    }
+}
+
+/// `-v`/`--version`, in runc's form: name and version, the runtime-spec version implemented,
+/// the libseccomp linked.
+pub fn version_text() -> String {
+    format!(
+        "berth version {}\nspec: {}\nlibseccomp: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        crate::default_spec::OCI_VERSION,
+        crate::security::seccomp::libseccomp_version()
+    )
+}
+
 pub fn run(cli: Cli) -> Result<i32> {
     if let Some(r) = cli.rootless.as_deref() {
         match r {

@@ -7,13 +7,14 @@ use crate::container::Store;
 
 pub fn print(store: &Store, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
     let c = store.load(id).with_context(|| format!("ps {id}"))?;
-    if !c.status().has_process() {
-        bail!(
-            "ps {id}: the container is not running ({})",
-            c.status().as_str()
-        );
-    }
-    let pids = c.cgroup()?.pids().with_context(|| format!("ps {id}"))?;
+    let status = c.status();
+    // A stopped container has nothing to list, which is no error (runc prints the header):
+    // what is left in its cgroup (no pid namespace) is still listed.
+    let pids = match c.cgroup().and_then(|cg| cg.pids()) {
+        Ok(p) => p,
+        Err(_) if status == crate::container::Status::Stopped => Vec::new(),
+        Err(e) => return Err(e.context(format!("ps {id}"))),
+    };
     match format {
         "json" => println!("{}", serde_json::to_string(&pids)?),
         "table" => {

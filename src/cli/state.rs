@@ -6,7 +6,7 @@ use crate::container::Store;
 
 pub fn print(store: &Store, id: &str) -> Result<i32> {
     let c = store.load(id)?;
-    let v = c.oci_state_json();
+    let v = c.oci_state();
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(0)
 }

@@ -55,7 +55,7 @@ fn exec_in(store: &Store, c: &Container, opts: &ExecOptions) -> Result<i32> {
         Some(path) => {
             let text =
                 std::fs::read(path).map_err(|e| anyhow!("--process {}: {e}", path.display()))?;
-            let p: Process = bundle::parse_json(&text)
+            let p: Process = parse_process_json(&text)
                 .with_context(|| format!("--process {}", path.display()))?;
             (p, format!("--process {}: ", path.display()))
         }
@@ -131,6 +131,16 @@ fn exec_in(store: &Store, c: &Container, opts: &ExecOptions) -> Result<i32> {
         None => None,
     };
     crate::tty::foreground_wait(nix::unistd::Pid::from_raw(pid), master)
+}
+
+/// A process.json; with no `user` it runs as uid 0, gid 0, as runc's (Go's zero value).
+fn parse_process_json(text: &[u8]) -> Result<Process> {
+    let mut v: serde_json::Value = bundle::parse_json(text)?;
+    if let Some(o) = v.as_object_mut() {
+        o.entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    bundle::parse_json(&serde_json::to_vec(&v)?)
 }
 
 /// runc's rules: the container's process, with the command line's args, terminal, cwd, env

@@ -292,21 +292,13 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         Status::Creating => bail!("start {id}: the container is still being created"),
     }
     let fifo = c.exec_fifo();
-    let poststart = c
-        .state
-        .hooks
-        .as_ref()
-        .is_some_and(|h| !crate::hooks::Kind::Poststart.list(h).is_empty());
-    // poststart hooks run once the user's program runs. Init holds the fifo open (O_RDWR,
-    // close-on-exec) until its execve, so a read end of ours sees a hang-up exactly then.
-    let watch = if poststart {
-        Some(
-            crate::sys::open(&fifo, OFlag::O_RDONLY | OFlag::O_NONBLOCK, Mode::empty())
-                .map_err(|e| anyhow!("start {id}: open exec fifo: {e}"))?,
-        )
-    } else {
-        None
-    };
+    // Init holds the fifo open (O_RDWR, close-on-exec) until its execve: a read end of ours,
+    // opened before our write end (a reader sees a hang-up only from writers that came after
+    // it), hangs up exactly then. Init reads our byte; what it writes after that is why it
+    // failed before its execve (startContainer hooks, execve itself). Never read before the
+    // hang-up: the byte is init's.
+    let watch = crate::sys::open(&fifo, OFlag::O_RDONLY | OFlag::O_NONBLOCK, Mode::empty())
+        .map_err(|e| anyhow!("start {id}: open exec fifo: {e}"))?;
     // Bound before init can run the program, so no notification is missed.
     let host_notify = notify::host_socket();
     let notify_sock = match &host_notify {
@@ -315,15 +307,19 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         }
         _ => None,
     };
-    // O_NONBLOCK: with no reader left (init died) open fails with ENXIO instead of hanging.
     let fd = crate::sys::open(&fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK, Mode::empty())
-        .map_err(|e| anyhow!("start {id}: the container's init is not waiting ({e})"))?;
+        .map_err(|e| anyhow!("start {id}: open exec fifo: {e}"))?;
     std::fs::File::from(fd)
         .write_all(b"0")
         .with_context(|| format!("start {id}: write exec fifo"))?;
     std::fs::remove_file(&fifo).with_context(|| format!("start {id}: remove exec fifo"))?;
-    if let Some(w) = watch {
-        wait_hangup(&w);
+    wait_hangup(&watch);
+    let mut left = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::fs::File::from(watch), &mut left);
+    match left.as_slice() {
+        [] => {}
+        b"0" => bail!("start {id}: the container's init is not waiting"),
+        msg => bail!("start {id}: {}", String::from_utf8_lossy(msg).trim_end()),
     }
     crate::hooks::run_all_warn(
         c.state.hooks.as_ref(),
@@ -355,9 +351,15 @@ fn wait_hangup(fd: &OwnedFd) {
     }
 }
 
-pub fn parse_signal(s: &str) -> Result<Signal> {
+/// A signal by name or number; None is signal 0, kill(2)'s liveness probe.
+pub fn parse_signal(s: &str) -> Result<Option<Signal>> {
     if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| anyhow!("invalid signal number {n}"));
+        if n == 0 {
+            return Ok(None);
+        }
+        return Signal::try_from(n)
+            .map(Some)
+            .map_err(|_| anyhow!("invalid signal number {n}"));
     }
     let up = s.to_ascii_uppercase();
     let name = if up.starts_with("SIG") {
@@ -366,10 +368,12 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
         format!("SIG{up}")
     };
     name.parse::<Signal>()
+        .map(Some)
         .map_err(|_| anyhow!("unknown signal {s:?}"))
 }
 
-pub fn kill(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
+/// Sends `sig` (None: signal 0, only checks that the processes exist).
+pub fn kill(store: &Store, id: &str, sig: Option<Signal>, all: bool) -> Result<()> {
     let c = store.load(id).with_context(|| format!("kill {id}"))?;
     if !c.status().has_process() {
         bail!(

@@ -19,6 +19,23 @@ pub use lifecycle::{
 };
 pub use store::Store;
 
+/// runc's `containerState`, its fields in runc's order (what people diff `state` and `list
+/// --format json` against); annotations sorted by key, as Go prints a map.
+#[derive(Serialize, Debug)]
+pub struct OciState<'a> {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub pid: i32,
+    pub status: &'a str,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<&'a str, &'a str>,
+    pub owner: &'a str,
+}
+
 /// What berth keeps of a container between calls, in ROOT/ID/state.json.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct State {
@@ -112,23 +129,29 @@ impl Container {
         }
     }
 
-    /// The runtime-spec state (runtime.md "State"), as runc prints it.
-    pub fn oci_state_json(&self) -> serde_json::Value {
+    /// The runtime-spec state (runtime.md "State"), as runc prints it (`state`, `list`).
+    pub fn oci_state(&self) -> OciState<'_> {
         let status = self.status();
-        let mut v = serde_json::json!({
-            "ociVersion": self.state.oci_version,
-            "id": self.state.id,
-            "pid": if status.has_process() { self.state.pid } else { 0 },
-            "status": status.as_str(),
-            "bundle": self.state.bundle,
-            "rootfs": self.state.rootfs,
-            "created": self.state.created,
-            "owner": "",
-        });
-        if !self.state.annotations.is_empty() {
-            v["annotations"] = serde_json::json!(self.state.annotations);
+        OciState {
+            oci_version: &self.state.oci_version,
+            id: &self.state.id,
+            pid: if status.has_process() {
+                self.state.pid
+            } else {
+                0
+            },
+            status: status.as_str(),
+            bundle: &self.state.bundle,
+            rootfs: &self.state.rootfs,
+            created: &self.state.created,
+            annotations: self
+                .state
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            owner: "",
         }
-        v
     }
 
     /// The state hooks get on stdin (runtime.md "State").
@@ -147,14 +170,20 @@ impl Container {
         crate::cgroups::open(&self.state.cgroup_path)
     }
 
-    /// Sends `sig` to init, or with `all` to every process in the container's cgroup.
-    pub fn signal(&self, sig: Signal, all: bool) -> Result<()> {
-        if all {
-            let cg = self.cgroup()?;
-            crate::cgroups::signal_all(cg.as_ref(), sig)
-        } else {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.state.pid), sig)
-                .map_err(|e| anyhow!("signal {sig} to pid {}: {e}", self.state.pid))
+    /// Sends `sig` to init, or with `all` to every process in the cgroup; None is signal
+    /// 0, the liveness probe (init's: the status check already looked at the others).
+    pub fn signal(&self, sig: Option<Signal>, all: bool) -> Result<()> {
+        match sig {
+            Some(sig) if all => {
+                let cg = self.cgroup()?;
+                crate::cgroups::signal_all(cg.as_ref(), sig)
+            }
+            _ => nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.state.pid), sig).map_err(
+                |e| {
+                    let name = sig.map_or("0", |s| s.as_str());
+                    anyhow!("signal {name} to pid {}: {e}", self.state.pid)
+                },
+            ),
         }
     }
 
@@ -184,7 +213,7 @@ impl Container {
             }
         }
         if self.state.pid > 0 && self.status().has_process() {
-            let _ = self.signal(Signal::SIGKILL, false);
+            let _ = self.signal(Some(Signal::SIGKILL), false);
         }
         while self.state.pid > 0 && self.status().has_process() {
             if std::time::Instant::now() > deadline {

@@ -204,6 +204,7 @@ fn process(
         drop(master);
         let _ = nix::unistd::close(console.as_raw_fd());
         tty::setup_slave_stdio(&slave).context("make the pty the process's terminal")?;
+        tty::chown_terminal(e.process.user().uid())?;
     } else {
         nix::unistd::setsid().context("setsid")?;
     }

@@ -123,24 +123,37 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
         }
         Ok(())
     };
-    let root = rootfs::prepare(&mut rootfs::Setup {
-        spec,
-        rootfs: &l.bundle.rootfs,
-        bundle: &l.bundle.dir,
-        in_userns,
-        cgroup_sources: &l.cgroup_sources,
-        cgroup_v2: l.cgroup_v2,
-        new_cgroupns: new_namespace(spec, LinuxNamespaceType::Cgroup),
-        before_cgroup_mount: &mut wait_placed,
-    })
-    .context("rootfs")?;
+    // Without a mount namespace of its own the container shares the host's mount table:
+    // nothing is mounted (the config check refused what would be), init only chroots.
+    let own_mounts = crate::bundle::has_namespace(spec, LinuxNamespaceType::Mount);
+    let root = if !own_mounts {
+        sys::open(
+            &l.bundle.rootfs,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("open rootfs {}", l.bundle.rootfs.display()))?
+    } else {
+        rootfs::prepare(&mut rootfs::Setup {
+            spec,
+            rootfs: &l.bundle.rootfs,
+            bundle: &l.bundle.dir,
+            in_userns,
+            cgroup_sources: &l.cgroup_sources,
+            cgroup_v2: l.cgroup_v2,
+            new_cgroupns: new_namespace(spec, LinuxNamespaceType::Cgroup),
+            before_cgroup_mount: &mut wait_placed,
+        })
+        .context("rootfs")?
+    };
     wait_placed()?;
     let mut hook_state = hook_state.expect("set by wait_placed");
     // In the container's namespaces, before pivot_root.
-    hooks::run_all(
+    hooks::run_all_in(
         spec.hooks().as_ref(),
         hooks::Kind::CreateContainer,
         &hook_state,
+        Some(&l.bundle.rootfs),
     )?;
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|e| anyhow!("hostname: set {h:?}: {e}"))?;
@@ -153,7 +166,11 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
     }
     // Through the host's procfs, before the container's /proc takes its place.
     crate::security::lsm::set_exec_labels(proc_)?;
-    rootfs::pivot_into(root.as_fd(), l.no_pivot).context("pivot_root")?;
+    if own_mounts {
+        rootfs::pivot_into(root.as_fd(), l.no_pivot).context("pivot_root")?;
+    } else {
+        rootfs::chroot_into(root.as_fd()).context("chroot")?;
+    }
     drop(root);
     if terminal {
         let console = l
@@ -171,13 +188,16 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
             nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
             nix::sys::stat::Mode::empty(),
         )?;
-        rootfs::devices::mount_console(slash.as_fd(), &slave)?;
+        if own_mounts {
+            rootfs::devices::mount_console(slash.as_fd(), &slave)?;
+        }
         tty::send_pty_master(console.as_fd(), master.as_fd())
             .context("send the pty master to the console socket")?;
         drop(master);
         // Whoever listens on the console socket may wait for it to close.
         let _ = nix::unistd::close(console.as_raw_fd());
         tty::setup_slave_stdio(&slave).context("make the pty the process's terminal")?;
+        tty::chown_terminal(proc_.user().uid())?;
     }
     rootfs::finish(spec)?;
 
@@ -204,18 +224,34 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
         }
     }
     hook_state["status"] = "created".into();
-    // In the container, after `start`, before the user's program.
-    hooks::run_all(
-        spec.hooks().as_ref(),
-        hooks::Kind::StartContainer,
-        &hook_state,
-    )?;
-    let internal = [
-        s2.as_raw_fd(),
-        l.exec_fifo.as_ref().map_or(-1, |f| f.as_raw_fd()),
-    ];
-    let e = program::exec(&prepared, l.seccomp.as_ref(), l.preserve_fds, &internal);
-    // The runtime is gone by now: stderr is the only place left to say why.
-    eprintln!("berth: {e:#}");
+    let e = (|| -> anyhow::Error {
+        // In the container, after `start`, before the user's program.
+        if let Err(e) = hooks::run_all(
+            spec.hooks().as_ref(),
+            hooks::Kind::StartContainer,
+            &hook_state,
+        ) {
+            return e;
+        }
+        let internal = [
+            s2.as_raw_fd(),
+            l.exec_fifo.as_ref().map_or(-1, |f| f.as_raw_fd()),
+        ];
+        program::exec(&prepared, l.seccomp.as_ref(), l.preserve_fds, &internal)
+    })();
+    // The runtime is gone by now; `start` waits for the fifo to close (our execve) and
+    // reads what is left in it: this error, for its caller.
+    let fifo = l.exec_fifo.as_ref().expect("init holds the fifo");
+    let msg = format!("{e:#}");
+    let mut end = msg.len().min(START_ERROR_MAX);
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    if nix::unistd::write(fifo, &msg.as_bytes()[..end]).is_err() {
+        eprintln!("berth: {msg}");
+    }
     exit(127)
 }
+
+/// Below PIPE_BUF: the error reaches the fifo in one write, whoever reads.
+const START_ERROR_MAX: usize = 4000;

@@ -3,7 +3,7 @@
 //! Run inside the container, after its root is in place.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{Linux, Process};
@@ -67,10 +67,21 @@ pub fn prepare(
     }
     let caps = proc_.capabilities().as_ref();
     process::drop_bounding(caps)?;
+    // As runc: chdir while still privileged, so a cwd the user may not search (a 0700
+    // directory of root's) still works; where root is refused and the user is not (a
+    // root-squashed network filesystem), again as the user.
+    let cwd = proc_.cwd();
+    let chdir_err = |e| anyhow!("process.cwd: chdir {}: {e}", cwd.display());
+    let chdir_as_user = match nix::unistd::chdir(cwd) {
+        Ok(()) => false,
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => true,
+        Err(e) => return Err(chdir_err(e)),
+    };
     let setgroups_allowed = true;
     process::set_user(proc_, setgroups_allowed)?;
-    let cwd = proc_.cwd();
-    nix::unistd::chdir(cwd).map_err(|e| anyhow!("process.cwd: chdir {}: {e}", cwd.display()))?;
+    if chdir_as_user {
+        nix::unistd::chdir(cwd).map_err(chdir_err)?;
+    }
     // CVE-2024-21626: a cwd reached through an fd the runtime still holds would lie outside
     // the container's root; the kernel then reports it as unreachable.
     match nix::unistd::getcwd() {
@@ -120,8 +131,8 @@ pub fn exec(
             let _ = sys::clear_cloexec(fd);
         }
     }
-    if let Err(e) = sys::cloexec_from(3 + preserve_fds) {
-        return anyhow!("mark fds close-on-exec: {e}");
+    if let Err(e) = cloexec_from(3 + preserve_fds) {
+        return e;
     }
     if p.late_seccomp {
         if let Some(f) = seccomp {
@@ -133,4 +144,50 @@ pub fn exec(
     }
     let e = nix::unistd::execve(&p.exe, &p.argv, &p.envp).unwrap_err();
     anyhow!("exec {:?}: {e}", p.argv[0])
+}
+
+/// Every fd from `first` up closes at execve. close_range first (one syscall); a seccomp
+/// profile written before Linux 5.9 denies it (EPERM) and an old kernel lacks it (ENOSYS):
+/// then, as runc, F_SETFD on each fd /proc/self/fd lists (checked to be procfs, so an image
+/// cannot hide an fd behind a planted directory), or on every number below the hard
+/// RLIMIT_NOFILE when no procfs is there.
+fn cloexec_from(first: u32) -> Result<()> {
+    use nix::errno::Errno;
+    match sys::cloexec_from(first) {
+        Ok(()) => return Ok(()),
+        Err(Errno::EPERM | Errno::ENOSYS) => {}
+        Err(e) => bail!("mark fds close-on-exec: close_range: {e}"),
+    }
+    let first = first as RawFd;
+    if let Ok(fd) = sys::open(
+        "/proc/self/fd",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        if crate::rootfs::is_procfs(fd.as_fd()) {
+            let own = fd.as_raw_fd();
+            // The Dir owns the fd from here and closes it.
+            let fds: Vec<RawFd> = nix::dir::Dir::from_fd(std::os::fd::IntoRawFd::into_raw_fd(fd))
+                .map_err(|e| anyhow!("mark fds close-on-exec: read /proc/self/fd: {e}"))?
+                .iter()
+                .filter_map(|e| e.ok()?.file_name().to_str().ok()?.parse().ok())
+                .filter(|&fd| fd >= first && fd != own)
+                .collect();
+            for fd in fds {
+                sys::set_cloexec(fd)
+                    .map_err(|e| anyhow!("mark fds close-on-exec: fd {fd}: {e}"))?;
+            }
+            return Ok(());
+        }
+    }
+    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .context("mark fds close-on-exec: getrlimit(RLIMIT_NOFILE)")?;
+    let last = hard.min(i32::MAX as u64) as RawFd;
+    for fd in first..last {
+        match sys::set_cloexec(fd) {
+            Ok(()) | Err(Errno::EBADF) => {}
+            Err(e) => bail!("mark fds close-on-exec: fd {fd}: {e}"),
+        }
+    }
+    Ok(())
 }

@@ -212,6 +212,15 @@ pub fn pivot_into(root: BorrowedFd, no_pivot: bool) -> Result<()> {
     Ok(())
 }
 
+/// Without a mount namespace: only chroot into the rootfs (no pivot_root, no mount: the
+/// mount table is the host's).
+pub fn chroot_into(root: BorrowedFd) -> Result<()> {
+    nix::unistd::fchdir(root.as_raw_fd()).context("chdir to rootfs")?;
+    nix::unistd::chroot(".").context("chroot")?;
+    nix::unistd::chdir("/").context("chdir /")?;
+    Ok(())
+}
+
 fn rootfs_propagation(spec: &Spec) -> Option<MsFlags> {
     spec.linux()
         .as_ref()

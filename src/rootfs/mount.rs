@@ -375,6 +375,28 @@ fn refuse_procfs_target(
         .with_context(|| format!("{} resolves into procfs", dest.display()))
 }
 
+/// Refuses to mount procfs or sysfs where the rootfs has a symlink (or any non-directory):
+/// the kernel's own files would appear elsewhere than the container (and every later
+/// path rule) expects them (CVE-2019-16884's class); runc's words.
+fn refuse_non_directory(root: BorrowedFd, dest: &Path, typ: &str) -> Result<()> {
+    let fd = match super::open_in_root(root, dest, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => bail!("open {}: {e}", dest.display()),
+    };
+    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
+        .map_err(|e| anyhow!("stat: {e}"))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        let what = if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            "a symlink in the rootfs"
+        } else {
+            "not a directory in the rootfs"
+        };
+        bail!("filesystem {typ:?} must be mounted on ordinary directory ({what})");
+    }
+    Ok(())
+}
+
 /// Mounts one entry.
 pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
     let o = parse_options(m.options().as_deref().unwrap_or(&[]));
@@ -403,6 +425,9 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
         )
         .with_context(|| format!("bind {} on {}", src.display(), dest.display()))?
     } else {
+        if matches!(typ, "proc" | "sysfs") {
+            refuse_non_directory(ctx.root, dest, typ)?;
+        }
         let target = create_in_root(ctx.root, dest, false)?;
         refuse_procfs_target(ctx.root, target.as_fd(), dest, typ)?;
         let mut data = o.data.clone();

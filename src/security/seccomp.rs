@@ -455,7 +455,7 @@ fn condition(a: &LinuxSeccompArg) -> ScmpArgCompare {
     }
 }
 
-fn libseccomp_version() -> String {
+pub fn libseccomp_version() -> String {
     match ScmpVersion::current() {
         Ok(v) => v.to_string(),
         Err(_) => "(unknown version)".into(),
