@@ -46,7 +46,14 @@ fn main() {
         print!("{}", cli::version_text());
         std::process::exit(0);
     }
-    let cli = cli::Cli::parse_from(args);
+    // Usage errors exit 1, as runc's do (clap's own code is 2); help goes to stdout, exit 0.
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
     let fail_code = cli::error_exit_code(&cli);
     // Before berth opens any fd of its own (the log first): reported through the log.
     let passed = cli::fds::check_passed(&cli);

@@ -375,6 +375,16 @@ pub fn parse_signal(s: &str) -> Result<Option<Signal>> {
 /// Sends `sig` (None: signal 0, only checks that the processes exist).
 pub fn kill(store: &Store, id: &str, sig: Option<Signal>, all: bool) -> Result<()> {
     let c = store.load(id).with_context(|| format!("kill {id}"))?;
+    if all && c.status() == Status::Stopped {
+        // As runc: `kill --all` signals whatever is left in the cgroup, and a stopped
+        // container with nothing left is no error (containerd sends it after the task ended).
+        return match (sig, c.cgroup()) {
+            (Some(sig), Ok(cg)) if cg.pids().is_ok() => {
+                crate::cgroups::signal_all(cg.as_ref(), sig).with_context(|| format!("kill {id}"))
+            }
+            _ => Ok(()),
+        };
+    }
     if !c.status().has_process() {
         bail!(
             "kill {id}: the container is not running ({})",
