@@ -67,13 +67,12 @@ pub fn console_for(terminal: bool, socket: Option<&Path>, foreground: bool) -> R
                 ours: Some(ours),
             })
         }
-        (false, Some(path)) => {
-            crate::log::warn(&format!(
-                "--console-socket {} ignored: the process has no terminal",
-                path.display()
-            ));
-            Ok(Console::default())
-        }
+        // As runc: a console socket for a process without a terminal is a caller's mistake
+        // (it would wait on that socket for a pty master that never comes).
+        (false, Some(path)) => bail!(
+            "--console-socket {}: cannot use a console socket for a process without a terminal (process.terminal is false)",
+            path.display()
+        ),
         (false, None) => Ok(Console::default()),
     }
 }

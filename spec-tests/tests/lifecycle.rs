@@ -819,3 +819,28 @@ fn version_in_runcs_form() {
         );
     }
 }
+
+/// `--console-socket` for a process without a terminal is refused before anything is
+/// created, as runc refuses it (the caller would wait for a pty master that never comes).
+#[test]
+fn console_socket_without_terminal_is_refused() {
+    let rt = Runtime::new();
+    let b = rt.bundle("nottyconsole");
+    let sock = rt.tmp().join("console.sock");
+    let out = rt.create_with(&b, &["--console-socket", &sock.to_string_lossy()]);
+    let out = out.assert_fail();
+    assert!(out.stderr.contains("console"), "{out}");
+    assert!(!rt.root().join(b.id()).exists(), "state dir left:\n{out}");
+}
+
+/// `events --interval 0s` is refused at once, as runc refuses it, instead of spinning.
+#[test]
+fn events_interval_zero_is_refused() {
+    let rt = Runtime::new();
+    let (b, _) = running(&rt, "events0");
+    let out = rt
+        .exec(&["events", "--interval", "0s", b.id()])
+        .assert_fail();
+    assert!(out.stderr.contains("greater than 0"), "{out}");
+    rt.delete_force(b.id()).assert_ok();
+}

@@ -97,7 +97,7 @@ fn parse_duration(s: &str) -> Result<Duration> {
         rest = next;
     }
     if total <= 0.0 {
-        bail!("must be positive");
+        bail!("duration interval must be greater than 0");
     }
     Ok(Duration::from_secs_f64(total))
 }
