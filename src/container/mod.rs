@@ -103,12 +103,12 @@ impl Container {
     }
 
     pub fn status(&self) -> Status {
-        let creating = self
-            .state
-            .creator
-            .is_some_and(|(pid, t)| crate::sys::process_start_time(pid) == Some(t));
         if self.state.pid == 0 {
             // Without a live creator the create was abandoned midway: nothing runs.
+            let creating = self
+                .state
+                .creator
+                .is_some_and(|(pid, t)| crate::sys::process_start_time(pid) == Some(t));
             return if creating {
                 Status::Creating
             } else {
@@ -189,25 +189,30 @@ impl Container {
 
     /// Kills everything in the container and waits (up to 10 s) until init is gone.
     /// Kills every process of the container and waits until they are gone: init, and
-    /// without a pid namespace everything else in its cgroup too. A process that forks
-    /// faster than a pid list can be read (a fork bomb under pids.max) cannot outrun it: the
-    /// cgroup is frozen first (where cgroup.kill is missing), killed, then thawed, and killed
-    /// again until it is empty.
+    /// without a pid namespace everything else in its cgroup too. The usual case costs one
+    /// pass (or cgroup.kill); only a cgroup that still has processes a few rounds later (a
+    /// fork bomb under pids.max outruns pid-by-pid killing) is frozen, killed and thawed,
+    /// round after round until it is empty.
     pub fn kill_and_wait(&self) -> Result<()> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let mut delay = std::time::Duration::from_micros(200);
         if let Ok(cg) = self.cgroup() {
-            if !cg.kill_atomic().unwrap_or(false) {
-                let _ = cg.freeze();
-                let _ = crate::cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
-            }
+            let _ = crate::cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
             // Frozen tasks only die once thawed (cgroup v1); a paused container's too.
             let _ = cg.thaw();
+            let mut round = 0;
             while !cg.pids().map(|p| p.is_empty()).unwrap_or(true) {
                 if std::time::Instant::now() > deadline {
                     bail!("processes of the container are left after SIGKILL");
                 }
-                let _ = crate::cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
+                round += 1;
+                if round > 3 {
+                    let _ = cg.freeze();
+                    let _ = crate::cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
+                    let _ = cg.thaw();
+                } else {
+                    let _ = crate::cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
+                }
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(std::time::Duration::from_millis(20));
             }
