@@ -80,6 +80,16 @@ fn recv_frame(sock: BorrowedFd, dontwait: bool) -> Result<Option<(String, Option
     } else {
         crate::sys::recv_with_fds(sock, &mut buf).map(|m| (m.len, m.fds))
     };
+    let first = match first {
+        // A peer that exits with a message of ours unread leaves ECONNRESET pending on this
+        // end, and the kernel reports it before the messages the peer sent first (its error,
+        // say). The error is consumed by being reported: read on, and the peer's last words,
+        // or its end of file, come next.
+        Err(Errno::ECONNRESET) if !dontwait => {
+            crate::sys::recv_with_fds(sock, &mut buf).map(|m| (m.len, m.fds))
+        }
+        r => r,
+    };
     let (n, fds) = first.map_err(|e| anyhow!("sync recv: {e}"))?;
     if n == 0 {
         return Ok(None);
@@ -208,6 +218,18 @@ mod tests {
         }
         recv_fd(b.as_fd(), "fd").unwrap();
         drop(sender.join().unwrap());
+        assert!(recv(b.as_fd()).unwrap().is_none());
+    }
+
+    /// A peer that sent its last message and exited without reading ours: its message
+    /// still arrives, not ECONNRESET.
+    #[test]
+    fn last_words_survive_an_unread_message() {
+        let (a, b) = pair().unwrap();
+        send(a.as_fd(), "error:it failed").unwrap();
+        send(b.as_fd(), "placed").unwrap();
+        drop(a);
+        assert_eq!(recv(b.as_fd()).unwrap().as_deref(), Some("error:it failed"));
         assert!(recv(b.as_fd()).unwrap().is_none());
     }
 
