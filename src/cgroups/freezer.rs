@@ -223,6 +223,30 @@ pub fn state_v2(dir: &Path) -> Result<bool> {
     }
 }
 
+/// Whether tasks placed in the v1 cgroup `dir` would stop: it or an ancestor is frozen or
+/// freezing. A new cgroup starts in its parent's state, so this reads the effect of every
+/// ancestor's freeze, unlike `state_v1`. A cgroup without a freezer is not frozen.
+pub fn frozen_effective_v1(dir: &Path) -> Result<bool> {
+    let file = dir.join("freezer.state");
+    match read_opt(&file)? {
+        None => Ok(false),
+        Some(t) => Ok(
+            parse_v1_state(&t).with_context(|| format!("parse {}", file.display()))?
+                != V1State::Thawed,
+        ),
+    }
+}
+
+/// Whether tasks placed in the cgroup2 cgroup `dir` would stop: cgroup.events says frozen,
+/// which for an empty cgroup follows its own and every ancestor's cgroup.freeze at once.
+pub fn frozen_effective_v2(dir: &Path) -> Result<bool> {
+    let events = dir.join("cgroup.events");
+    match read_opt(&events)? {
+        None => Ok(false),
+        Some(t) => parse_events_frozen(&t).with_context(|| format!("parse {}", events.display())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;

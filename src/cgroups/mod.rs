@@ -106,6 +106,10 @@ pub trait Cgroup {
     fn thaw(&self) -> Result<()>;
     /// Whether this cgroup itself was frozen (a `pause`), not merely a frozen parent's child.
     fn is_frozen(&self) -> Result<bool>;
+    /// Whether a task placed in the cgroup now would be frozen at once: the cgroup or any
+    /// ancestor frozen, by berth or by anyone else. Placing init there would hang the
+    /// runtime waiting for it.
+    fn frozen_effective(&self) -> Result<bool>;
     /// The `data` of runc's `events --stats` JSON.
     fn stats(&self) -> Result<serde_json::Value>;
     /// How many processes the kernel's OOM killer has killed in the cgroup.

@@ -128,6 +128,22 @@ impl Cgroup for V1 {
         super::freezer::state_v1(&self.controller_dir("freezer")?)
     }
 
+    fn frozen_effective(&self) -> Result<bool> {
+        for d in &self.dirs {
+            let frozen = if d.v2 {
+                super::freezer::frozen_effective_v2(&d.path())?
+            } else if d.has_v1_controller("freezer") {
+                super::freezer::frozen_effective_v1(&d.path())?
+            } else {
+                false
+            };
+            if frozen {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn stats(&self) -> Result<serde_json::Value> {
         let dirs: Vec<(String, PathBuf)> = self
             .dirs

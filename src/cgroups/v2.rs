@@ -59,6 +59,10 @@ impl Cgroup for V2 {
         super::freezer::state_v2(&self.dir.path())
     }
 
+    fn frozen_effective(&self) -> Result<bool> {
+        super::freezer::frozen_effective_v2(&self.dir.path())
+    }
+
     fn stats(&self) -> Result<serde_json::Value> {
         super::stats::stats_v2(&self.dir.path())
     }

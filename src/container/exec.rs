@@ -93,6 +93,15 @@ fn exec_in(store: &Store, c: &Container, opts: &ExecOptions) -> Result<i32> {
         nix::sys::prctl::set_child_subreaper(true).context("set child subreaper")?;
     }
     let cgroup = c.cgroup()?;
+    // A cgroup frozen from above (not by `pause`) would stop the new process before its
+    // execve, and waiting for that would hang: refuse it as a paused container is refused.
+    let frozen = status == Status::Paused
+        || cgroup
+            .frozen_effective()
+            .context("read the container's freezer state")?;
+    if frozen && !opts.ignore_paused {
+        bail!("the container's cgroup is frozen by a parent cgroup: thaw that, or use --ignore-paused");
+    }
     let pid = launch::exec(launch::Exec {
         init_pid: c.state.pid,
         init_start_time: c.state.start_time,
@@ -106,7 +115,7 @@ fn exec_in(store: &Store, c: &Container, opts: &ExecOptions) -> Result<i32> {
             .as_ref()
             .filter(|f| f.uses_notify())
             .map(|_| c.hook_state(status)),
-        wait_exec: status != Status::Paused,
+        wait_exec: !frozen,
     })?;
     if let Some(g) = &c.state.resctrl {
         if let Err(e) = g.add_task(pid) {

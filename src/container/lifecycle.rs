@@ -231,6 +231,25 @@ fn create_bundle(
         .as_deref()
         .expect("set above")
         .apply(&cgroups::effective_resources(linux))?;
+    // Init placed in a frozen cgroup stops before it can answer, and create would wait for
+    // it forever (runc 1.1.5 does): refuse the cgroup instead.
+    if undo
+        .cgroup
+        .as_deref()
+        .expect("set above")
+        .frozen_effective()?
+    {
+        let field = if cgroups_path.as_deref().is_some_and(|p| !p.is_empty()) {
+            "linux.cgroupsPath: "
+        } else {
+            ""
+        };
+        bail!(
+            "{field}cgroup {} is frozen (it or a parent cgroup is paused): thaw it before \
+             creating a container in it",
+            c.state.cgroup_path
+        );
+    }
 
     if let Some(rdt) = linux.intel_rdt() {
         undo.resctrl = Some(crate::resctrl::prepare(

@@ -223,6 +223,10 @@ impl Cgroup for Systemd {
         self.v2.is_frozen()
     }
 
+    fn frozen_effective(&self) -> Result<bool> {
+        self.v2.frozen_effective()
+    }
+
     fn stats(&self) -> Result<serde_json::Value> {
         self.v2.stats()
     }
