@@ -456,3 +456,58 @@ fn events_stats_reports_usage() {
     );
     delete_and_check(&rt, &b, Some(pid), "cgl-stats");
 }
+
+/// A default device listed in linux.devices (Docker and Podman list /dev/ptmx-like nodes
+/// for `--device`) keeps the access every container has when runc lists no Path for its
+/// built-in rule: /dev/ptmx (5:2) and /dev/net/tun (10:200) open under a deny-all config.
+/// berth used to drop the default rule of any listed default node: open got EPERM.
+#[test]
+fn listed_default_devices_keep_their_rules() {
+    announce("listed_default_devices_keep_their_rules");
+    let rt = Runtime::new();
+    let mut b = rt.bundle("cgl-ptmx");
+    b.config_mut()["linux"]["devices"] = json!([
+        {"path": "/dev/ptmx", "type": "c", "major": 5, "minor": 2, "fileMode": 438, "uid": 0, "gid": 0},
+        {"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200, "fileMode": 438, "uid": 0, "gid": 0}
+    ]);
+    b.config_mut()["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
+    b.sh(r#"for d in /dev/ptmx /dev/net/tun; do
+              if msg=$( (exec 3<>$d) 2>&1); then echo "$d ok"; else echo "$d failed: $msg"; fi
+            done"#);
+    let out = rt.run(&b).assert_ok();
+    for d in ["/dev/ptmx", "/dev/net/tun"] {
+        assert!(
+            out.stdout.lines().any(|l| l == format!("{d} ok")),
+            "{d} should open:\n{out}"
+        );
+    }
+    rt.assert_gone(&b, None);
+    assert_no_cgroup_leftovers("cgl-ptmx");
+}
+
+/// Device access in runc's tolerant form: "rwa" is read and write (the unknown "a" is
+/// ignored with a warning, as runc ignores it), not a refused config. berth refused it.
+#[test]
+fn device_access_ignores_unknown_letters() {
+    announce("device_access_ignores_unknown_letters");
+    let rt = Runtime::new();
+    let mut b = rt.bundle("cgl-rwa");
+    b.config_mut()["linux"]["resources"]["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwa"}
+    ]);
+    b.sh(r#"head -c 1 /dev/zero >/dev/null && echo zero-read ok
+            (echo x > /dev/zero) && echo zero-write ok"#);
+    let out = rt.run(&b).assert_ok();
+    for l in ["zero-read ok", "zero-write ok"] {
+        assert!(out.stdout.lines().any(|x| x == l), "{l} expected:\n{out}");
+    }
+    if is_berth() {
+        assert!(
+            out.stderr.contains("linux.resources.devices[1].access"),
+            "a warning naming the field expected:\n{out}"
+        );
+    }
+    rt.assert_gone(&b, None);
+    assert_no_cgroup_leftovers("cgl-rwa");
+}

@@ -196,21 +196,18 @@ fn parse(i: usize, r: &LinuxDeviceCgroup) -> Result<Option<Rule>> {
         }
     };
     // An absent or empty access means every access, as the v1 backend writes it.
-    let access = match r.access().as_deref() {
-        None | Some("") => ACC_ALL,
-        Some(a) => {
-            if a.len() > 3 || !a.chars().all(|c| "rwm".contains(c)) {
-                bail!("{field}.access: {a:?} is not made of r, w and m");
+    let access = super::resources::device_access(r.access().as_deref())
+        .chars()
+        .fold(0, |acc, c| {
+            acc | match c {
+                'r' => ACC_READ,
+                'w' => ACC_WRITE,
+                _ => ACC_MKNOD,
             }
-            a.chars().fold(0, |acc, c| {
-                acc | match c {
-                    'r' => ACC_READ,
-                    'w' => ACC_WRITE,
-                    _ => ACC_MKNOD,
-                }
-            })
-        }
-    };
+        });
+    if access == 0 {
+        return Ok(None);
+    }
     let num = |n: Option<i64>, name: &str| -> Result<Num> {
         Ok(match n {
             // -1 is the wildcard in runc's configs; JSON null or absent is the OCI one.
@@ -946,8 +943,10 @@ mod tests {
             assert!(e.starts_with("linux.resources.devices[1]."), "{e}");
             e
         };
-        assert!(bad(rule(true, "c", Some(1), Some(3), "rx")).contains("access"));
-        assert!(bad(rule(true, "c", Some(1), Some(3), "rwmr")).contains("access"));
+        // Unknown access letters are ignored, as runc ignores them: "rx" is "r".
+        let p = program(&[deny_all(), rule(true, "c", Some(1), Some(3), "rx")]).unwrap();
+        assert!(allowed(&p, DEV_CHAR, 1, 3, "r"));
+        assert!(!allowed(&p, DEV_CHAR, 1, 3, "w"));
         assert!(bad(rule(true, "p", None, None, "rw")).contains("type"));
         assert!(bad(rule(true, "c", Some(1 << 32), Some(3), "rw")).contains("major"));
         assert!(bad(rule(true, "c", Some(1), Some(1 << 40), "rw")).contains("minor"));

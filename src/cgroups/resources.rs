@@ -362,6 +362,24 @@ pub fn io_max_lines(b: &LinuxBlockIo) -> Result<Vec<(String, String)>> {
         .collect())
 }
 
+/// A rule's access as the kernel spells it: the letters r, w and m it has, in that order;
+/// absent or empty means all three. Other letters are left out, as runc leaves them (it
+/// warns, and so does the caller through `unknown_access`): configs written for runc with
+/// "rwa" or "rwmx" keep working. Empty when no letter is known: such a rule matches nothing.
+pub fn device_access(access: Option<&str>) -> String {
+    match access {
+        None | Some("") => "rwm".to_string(),
+        Some(a) => "rwm".chars().filter(|c| a.contains(*c)).collect(),
+    }
+}
+
+/// The letters of a rule's access that are not r, w or m, if any: the caller warns about
+/// them naming the field.
+pub fn unknown_access(access: Option<&str>) -> Option<String> {
+    let odd: String = access?.chars().filter(|c| !"rwm".contains(*c)).collect();
+    (!odd.is_empty()).then_some(odd)
+}
+
 /// The v1 devices-cgroup writes for one rule: (file, line). A rule for every type of
 /// device is written as "a" only when it covers every device and access: the kernel reads
 /// "a" as the whole-cgroup default whatever follows it, so a narrower all-types rule is
@@ -372,15 +390,10 @@ pub fn device_lines(rule: &LinuxDeviceCgroup) -> Result<Vec<(&'static str, Strin
     } else {
         "devices.deny"
     };
-    let access = match rule.access().as_deref() {
-        None | Some("") => "rwm".to_string(),
-        Some(a) => {
-            if a.len() > 3 || !a.chars().all(|c| "rwm".contains(c)) {
-                return Err(format!("access {a:?} is not made of r, w and m"));
-            }
-            "rwm".chars().filter(|c| a.contains(*c)).collect()
-        }
-    };
+    let access = device_access(rule.access().as_deref());
+    if access.is_empty() {
+        return Ok(Vec::new());
+    }
     let num = |n: Option<i64>| match n {
         Some(n) if n >= 0 => n.to_string(),
         // -1 is the wildcard in runc's configs; JSON null or absent is the OCI one.
@@ -470,21 +483,11 @@ const ALWAYS_ALLOWED: &[DefaultRule] = &[
         Some(1),
         "rwm",
     ),
-    (
-        Some("/dev/ptmx"),
-        LinuxDeviceType::C,
-        Some(5),
-        Some(2),
-        "rwm",
-    ),
+    // ptmx and tun name no node, as in runc's list: a config that lists /dev/ptmx or
+    // /dev/net/tun in linux.devices (engines do for `--device`) keeps their rules.
+    (None, LinuxDeviceType::C, Some(5), Some(2), "rwm"),
     (None, LinuxDeviceType::C, Some(136), None, "rwm"),
-    (
-        Some("/dev/net/tun"),
-        LinuxDeviceType::C,
-        Some(10),
-        Some(200),
-        "rwm",
-    ),
+    (None, LinuxDeviceType::C, Some(10), Some(200), "rwm"),
 ];
 
 fn allow_rule(
@@ -512,6 +515,14 @@ fn allow_rule(
 pub fn effective_resources(linux: &Linux) -> LinuxResources {
     let mut r = linux.resources().clone().unwrap_or_default();
     let mut rules = r.devices().clone().unwrap_or_default();
+    for (i, rule) in rules.iter().enumerate() {
+        if let Some(odd) = unknown_access(rule.access().as_deref()) {
+            crate::log::warn(&format!(
+                "linux.resources.devices[{i}].access: ignoring {odd:?}: only r, w and m mean \
+                 anything"
+            ));
+        }
+    }
     let listed = |path: &str| {
         linux
             .devices()
@@ -723,8 +734,19 @@ mod tests {
                 ("devices.allow", "c *:* m".to_string())
             ]
         );
-        assert!(device_lines(&rule(true, Some(C), None, None, Some("rx"))).is_err());
-        assert!(device_lines(&rule(true, Some(C), None, None, Some("rwmr"))).is_err());
+        // runc's tolerant form: unknown letters are left out, a rule with none known is
+        // left out whole.
+        assert_eq!(
+            one(rule(true, Some(C), None, None, Some("rwa"))),
+            [("devices.allow", "c *:* rw".to_string())]
+        );
+        assert_eq!(
+            one(rule(true, Some(C), None, None, Some("rwmr"))),
+            [("devices.allow", "c *:* rwm".to_string())]
+        );
+        assert!(one(rule(true, Some(C), None, None, Some("x"))).is_empty());
+        assert_eq!(unknown_access(Some("rwa")).as_deref(), Some("a"));
+        assert_eq!(unknown_access(Some("rw")), None);
         assert!(device_lines(&rule(true, Some(P), None, None, None)).is_err());
     }
 
