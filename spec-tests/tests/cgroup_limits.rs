@@ -511,3 +511,37 @@ fn device_access_ignores_unknown_letters() {
     rt.assert_gone(&b, None);
     assert_no_cgroup_leftovers("cgl-rwa");
 }
+
+/// runc's other update flags: `--cpu-rt-period` and `--cpu-rt-runtime` reach cpu.rt_*_us
+/// on v1 (v2 has no realtime group scheduling: refused naming the field), and
+/// `--l3-cache-schema` of a container without an Intel RDT group is refused in one line.
+/// berth had no such flags (a usage error).
+#[test]
+fn update_takes_realtime_and_rdt_flags() {
+    let mode = announce("update_takes_realtime_and_rdt_flags");
+    let rt = Runtime::new();
+    let mut b = rt.bundle("cgl-updrt");
+    b.args(&["sleep", "300"]);
+    let pid = rt.create_and_start(&b);
+    let out = rt.exec(&[
+        "update",
+        "--cpu-rt-period",
+        "500000",
+        "--cpu-rt-runtime",
+        "0",
+        b.id(),
+    ]);
+    if mode.is_v2() {
+        let out = out.assert_fail();
+        assert!(out.stderr.contains("realtime"), "{out}");
+    } else {
+        out.assert_ok();
+        assert_eq!(host_read(&b, "cpu", "cpu.rt_period_us", "-"), "500000");
+        assert_eq!(host_read(&b, "cpu", "cpu.rt_runtime_us", "-"), "0");
+    }
+    let out = rt
+        .exec(&["update", "--l3-cache-schema", "L3:0=f", b.id()])
+        .assert_fail();
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    delete_and_check(&rt, &b, Some(pid), "cgl-updrt");
+}

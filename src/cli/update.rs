@@ -45,6 +45,18 @@ pub struct UpdateArgs {
     /// Block IO weight, 10 to 1000.
     #[arg(long = "blkio-weight")]
     pub blkio_weight: Option<u16>,
+    /// CPU realtime period in microseconds (cgroup v1 cpu.rt_period_us).
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime in microseconds per period (-1 for no limit).
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// Intel RDT/CAT L3 cache schema ("L3:0=ff;1=ff") for the container's resctrl group.
+    #[arg(long = "l3-cache-schema")]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT/MBA memory bandwidth schema ("MB:0=70") for the container's resctrl group.
+    #[arg(long = "mem-bw-schema")]
+    pub mem_bw_schema: Option<String>,
     pub id: String,
 }
 
@@ -125,6 +137,12 @@ pub fn resources(a: &UpdateArgs) -> Result<LinuxResources> {
     if let Some(p) = a.pids_limit {
         set("pids", "limit", json!(p));
     }
+    if let Some(p) = a.cpu_rt_period {
+        set("cpu", "realtimePeriod", json!(p));
+    }
+    if let Some(r) = a.cpu_rt_runtime {
+        set("cpu", "realtimeRuntime", json!(r));
+    }
     if let Some(w) = a.blkio_weight {
         if !(10..=1000).contains(&w) {
             bail!("--blkio-weight: {w} is outside 10..1000");
@@ -150,7 +168,35 @@ pub fn run(store: &Store, a: &UpdateArgs) -> Result<i32> {
     c.cgroup()?
         .apply(&r)
         .with_context(|| format!("update {id}"))?;
+    update_rdt(c.state.resctrl.as_ref(), a).with_context(|| format!("update {id}"))?;
     Ok(0)
+}
+
+/// `--l3-cache-schema` and `--mem-bw-schema`: new lines for the container's resctrl group.
+/// A container made without linux.intelRdt has no group to change, as with runc.
+fn update_rdt(group: Option<&crate::resctrl::Group>, a: &UpdateArgs) -> Result<()> {
+    let lines: Vec<(&str, &String)> = [
+        ("--l3-cache-schema", a.l3_cache_schema.as_ref()),
+        ("--mem-bw-schema", a.mem_bw_schema.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, v)| Some((flag, v?)))
+    .filter(|(_, v)| !v.trim().is_empty())
+    .collect();
+    let Some((flag, _)) = lines.first() else {
+        return Ok(());
+    };
+    let Some(g) = group else {
+        bail!(
+            "{flag}: the container has no Intel RDT group (it was created without linux.intelRdt)"
+        );
+    };
+    let text: String = lines
+        .iter()
+        .map(|(_, v)| format!("{}\n", v.trim()))
+        .collect();
+    let file = g.dir.join("schemata");
+    std::fs::write(&file, text).map_err(|e| anyhow!("{flag}: write {}: {e}", file.display()))
 }
 
 #[cfg(test)]
