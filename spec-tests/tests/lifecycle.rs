@@ -771,13 +771,28 @@ fn json_keys_are_in_runcs_order() {
     }
     let o = rt.exec(&["events", "--stats", b.id()]).assert_ok();
     let line = o.stdout.trim();
-    // The envelope only: the stats inside are still sorted (built in src/cgroups).
     assert!(
         line.starts_with(&format!(
             "{{\"type\":\"stats\",\"id\":\"{}\",\"data\":",
             b.id()
         )),
         "type, id, data: {o}"
+    );
+    // Inside `data`, runc's types.Stats order (berth printed these sorted: blkio first).
+    let stats = [
+        "cpu",
+        "usage",
+        "throttling",
+        "memory",
+        "pids",
+        "blkio",
+        "hugetlb",
+        "intel_rdt",
+    ];
+    let pos = key_positions(line, &stats);
+    assert!(
+        pos.windows(2).all(|w| w[0] < w[1]),
+        "{stats:?} in order: {o}"
     );
     rt.delete_force(b.id()).assert_ok();
 }
