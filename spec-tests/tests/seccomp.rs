@@ -245,3 +245,181 @@ fn execve_denied_fails_start() {
     );
     assert_eq!(out.stderr.trim().lines().count(), 1, "one line: {out}");
 }
+
+/// spec-tests/probes/newer_syscalls.c, built once, static (the test rootfs has no libc).
+fn newer_syscalls_probe() -> &'static std::path::Path {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let src = dir.join("probes/newer_syscalls.c");
+        let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("newer_syscalls");
+        let st = std::process::Command::new("cc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .expect("run cc (make deps installs gcc and libc6-dev)");
+        assert!(st.success(), "cc -static {} failed", src.display());
+        out
+    })
+}
+
+/// System calls a static program and the runtime's last steps make; all are older than
+/// rseq (334 on x86_64), the newest one named.
+const OLD_SYSCALLS: &[&str] = &[
+    "read",
+    "write",
+    "open",
+    "close",
+    "stat",
+    "fstat",
+    "lstat",
+    "poll",
+    "lseek",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "brk",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "ioctl",
+    "pread64",
+    "pwrite64",
+    "readv",
+    "writev",
+    "access",
+    "pipe",
+    "select",
+    "sched_yield",
+    "mremap",
+    "madvise",
+    "dup",
+    "dup2",
+    "nanosleep",
+    "getpid",
+    "clone",
+    "fork",
+    "vfork",
+    "execve",
+    "exit",
+    "wait4",
+    "kill",
+    "uname",
+    "fcntl",
+    "getcwd",
+    "chdir",
+    "fchdir",
+    "readlink",
+    "umask",
+    "gettimeofday",
+    "getrlimit",
+    "getuid",
+    "getgid",
+    "setuid",
+    "setgid",
+    "geteuid",
+    "getegid",
+    "getppid",
+    "setsid",
+    "setgroups",
+    "setresuid",
+    "setresgid",
+    "capget",
+    "capset",
+    "sigaltstack",
+    "arch_prctl",
+    "prctl",
+    "gettid",
+    "tkill",
+    "futex",
+    "sched_getaffinity",
+    "set_tid_address",
+    "clock_gettime",
+    "clock_nanosleep",
+    "exit_group",
+    "epoll_wait",
+    "epoll_ctl",
+    "tgkill",
+    "waitid",
+    "openat",
+    "newfstatat",
+    "readlinkat",
+    "faccessat",
+    "pselect6",
+    "ppoll",
+    "set_robust_list",
+    "epoll_pwait",
+    "epoll_create1",
+    "dup3",
+    "pipe2",
+    "prlimit64",
+    "getrandom",
+    "execveat",
+    "statx",
+    "getdents64",
+    "fstatfs",
+    "statfs",
+    "eventfd2",
+    "signalfd4",
+    "timerfd_create",
+    "timerfd_settime",
+    "socket",
+    "connect",
+    "sendto",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "getsockname",
+    "setsockopt",
+    "getsockopt",
+    "fchown",
+    "fchmod",
+    "flock",
+    "fsync",
+    "ftruncate",
+    "getpgrp",
+    "setpgid",
+    "getpgid",
+    "getresuid",
+    "getresgid",
+    "getgroups",
+    "sched_getparam",
+    "sched_setaffinity",
+    "mlock",
+    "munlock",
+    "rt_sigpending",
+    "rt_sigtimedwait",
+    "rt_sigqueueinfo",
+    "rt_sigsuspend",
+    "epoll_create",
+    "rseq",
+];
+
+/// A default-deny profile that predates Linux 5.3 names nothing newer than rseq: system
+/// calls newer than every one it names (openat2, faccessat2, close_range) get ENOSYS, so
+/// libc falls back to the old ones, while an old one it leaves out (mkdirat) gets the
+/// default errno. runc's stub does the same; berth gave EPERM to all of them.
+#[test]
+fn newer_syscalls_get_enosys_under_an_old_profile() {
+    let rt = Runtime::new();
+    let mut b = rt.bundle("seccompnew");
+    let rootfs = b.private_rootfs();
+    std::fs::copy(newer_syscalls_probe(), rootfs.join("probe")).unwrap();
+    b.config_mut()["process"]["noNewPrivileges"] = json!(true);
+    b.config_mut()["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": OLD_SYSCALLS, "action": "SCMP_ACT_ALLOW"}]
+    });
+    b.args(&["/probe"]);
+    let out = rt.run(&b).assert_ok();
+    for want in [
+        "mkdirat=EPERM",
+        "openat2=ENOSYS",
+        "faccessat2=ENOSYS",
+        "close_range=ENOSYS",
+    ] {
+        assert!(out.stdout.lines().any(|l| l == want), "{want}:\n{out}");
+    }
+}

@@ -277,6 +277,7 @@ fn build(s: &LinuxSeccomp) -> Result<Compiled> {
             }
         }
     }
+    add_enosys_stub(&mut ctx, s, default);
     let prog = export_bpf(&ctx).with_context(|| lib("export the BPF program"))?;
     if prog.is_empty() || prog.len() > kernel::BPF_MAXINSNS {
         bail!(
@@ -309,6 +310,52 @@ fn build(s: &LinuxSeccomp) -> Result<Compiled> {
         warnings,
         unknown,
     })
+}
+
+/// The highest system call number scanned for the ENOSYS stub: beyond every syscall table
+/// libseccomp has today (x86_64 ends in the 460s), below the x32 range.
+const STUB_SCAN_END: i32 = 1024;
+
+/// runc's ENOSYS stub: under a profile that denies by default, system calls newer than every
+/// one it names get ENOSYS rather than the default errno. A profile written before a system
+/// call existed cannot have meant to forbid it, and libc treats ENOSYS (only) as "this
+/// kernel lacks it" and falls back: clone3 to clone, openat2 to openat, close_range and
+/// faccessat2 to their older forms. "Newer" is by number on the native architecture; the
+/// rules are added by name, so libseccomp places them for every architecture of the filter.
+fn add_enosys_stub(ctx: &mut ScmpFilterContext, s: &LinuxSeccomp, default: ScmpAction) {
+    if matches!(default, ScmpAction::Allow | ScmpAction::Log)
+        || default == ScmpAction::Errno(libc::ENOSYS)
+    {
+        return;
+    }
+    let native = ScmpArch::native();
+    let named: std::collections::HashSet<&str> = s
+        .syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|sc| sc.names().iter().map(String::as_str))
+        .collect();
+    let newest = named
+        .iter()
+        .filter_map(|n| ScmpSyscall::from_name_by_arch(n, native).ok())
+        .map(|nr| nr.as_raw_syscall())
+        .max()
+        .unwrap_or(-1);
+    for nr in (newest + 1)..STUB_SCAN_END {
+        let Ok(name) = ScmpSyscall::from_raw_syscall(nr).get_name_by_arch(native) else {
+            continue;
+        };
+        if named.contains(name.as_str()) {
+            continue;
+        }
+        let Ok(sc) = ScmpSyscall::from_name(&name) else {
+            continue;
+        };
+        // A call that some added architecture lacks is simply not stubbed there.
+        if let Err(e) = ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), sc) {
+            crate::log::debug(&format!("seccomp ENOSYS stub: {name}: {e}"));
+        }
+    }
 }
 
 /// The SECCOMP_FILTER_FLAG_* bits of `linux.seccomp.flags` this kernel accepts; the others
