@@ -423,3 +423,35 @@ fn newer_syscalls_get_enosys_under_an_old_profile() {
         assert!(out.stdout.lines().any(|l| l == want), "{want}:\n{out}");
     }
 }
+
+/// berth caches compiled filters under `--root`/seccomp; 40 containers with 40 distinct
+/// profiles leave at most 32 filters there (the cache used to grow by one file per profile,
+/// forever: every upgrade makes all old ones stale). runc keeps no cache.
+#[test]
+fn seccomp_cache_stays_bounded() {
+    let rt = Runtime::new();
+    for i in 0..40 {
+        let mut b = rt.bundle("seccache");
+        b.config_mut()["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 100 + i}]
+        });
+        rt.create(&b).assert_ok();
+        rt.delete_force(b.id()).assert_ok();
+    }
+    let dir = rt.root().join("seccomp");
+    if is_runc() {
+        assert!(!dir.exists(), "runc made {}", dir.display());
+        return;
+    }
+    let filters = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".bpf"))
+        .count();
+    assert!(
+        (1..=32).contains(&filters),
+        "{filters} filters cached in {}",
+        dir.display()
+    );
+}

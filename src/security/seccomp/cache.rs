@@ -78,8 +78,49 @@ pub fn compile_cached(s: &LinuxSeccomp, cache_dir: &Path) -> Result<Filter> {
         if let Err(e) = write(cache_dir, &path, &encode(&key, &c.filter, &c.warnings)) {
             crate::log::warn(&format!("{P}: write cache file {}: {e:#}", path.display()));
         }
+        prune(cache_dir, MAX_ENTRIES);
     }
     Ok(c.filter)
+}
+
+/// How many filters the cache keeps. A node runs few distinct profiles at a time (an
+/// engine's default and a handful of custom ones); every upgrade of berth, libseccomp or
+/// the kernel changes every key, so without a bound the stale files would pile up forever.
+const MAX_ENTRIES: usize = 32;
+
+/// A temporary file older than this was left by a runtime that died while writing it.
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Keeps the `keep` most recently written filters and removes the rest, with temporary
+/// files left by crashed writers. Runs only after a miss, so hits pay nothing; failures
+/// only leave files for the next prune.
+fn prune(dir: &Path, keep: usize) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    let mut filters = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let Ok(m) = e.metadata() else { continue };
+        let mtime = m.modified().unwrap_or(std::time::UNIX_EPOCH);
+        if name.ends_with(".bpf") && m.is_file() {
+            filters.push((mtime, e.path()));
+        } else if name.starts_with('.') && name.ends_with(".tmp") {
+            if now.duration_since(mtime).unwrap_or_default() > STALE_TMP {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    if filters.len() <= keep {
+        return;
+    }
+    // Newest first; what is past `keep` goes.
+    filters.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, path) in &filters[keep..] {
+        let _ = fs::remove_file(path);
+    }
 }
 
 fn file_name(key: &[u8]) -> String {
@@ -309,6 +350,45 @@ pub(super) fn tests_read(dir: &Path, key: &[u8]) -> (Filter, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prune_keeps_the_newest_and_drops_stale_temporaries() {
+        let dir = std::env::temp_dir().join(format!("berth-bpf-prune-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir(&dir).unwrap();
+        let now = std::time::SystemTime::now();
+        let touch = |name: &str, age_s: u64| {
+            let p = dir.join(name);
+            fs::write(&p, b"x").unwrap();
+            let f = File::options().write(true).open(&p).unwrap();
+            f.set_modified(now - std::time::Duration::from_secs(age_s))
+                .unwrap();
+        };
+        for i in 0..10u64 {
+            touch(&format!("{i:016x}.bpf"), i * 10);
+        }
+        touch(".old.1.tmp", 600);
+        touch(".new.2.tmp", 1);
+        touch("unrelated", 9999);
+        prune(&dir, 4);
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            left,
+            [
+                ".new.2.tmp",
+                "0000000000000000.bpf",
+                "0000000000000001.bpf",
+                "0000000000000002.bpf",
+                "0000000000000003.bpf",
+                "unrelated"
+            ]
+        );
+    }
 
     #[test]
     fn fnv1a64_known_values() {
