@@ -718,3 +718,69 @@ fn symlinked_proc_or_sys_in_the_rootfs_is_refused() {
         );
     }
 }
+
+/// A read-only /dev (a tmpfs with "ro"): its nodes, links and submounts are made first and
+/// /dev itself turns read-only after, as with runc; berth failed `create /dev/pts: EROFS`.
+#[test]
+fn read_only_dev_mount() {
+    let rt = Runtime::new();
+    let mut b = rt.bundle("devro");
+    let mounts = b.config_mut()["mounts"].as_array_mut().unwrap();
+    let dev = mounts
+        .iter_mut()
+        .find(|m| m["destination"] == "/dev")
+        .unwrap();
+    dev["options"].as_array_mut().unwrap().push(json!("ro"));
+    b.sh(
+        r#"touch /dev/x 2>/dev/null && echo dev-writable || echo dev-ro
+            [ -c /dev/null ] && echo > /dev/null && echo null-ok
+            [ -e /dev/pts/ptmx ] && echo pts-ok
+            touch /dev/shm/y && echo shm-writable"#,
+    );
+    let out = rt.run(&b).assert_ok();
+    for want in ["dev-ro", "null-ok", "pts-ok", "shm-writable"] {
+        assert!(out.stdout.lines().any(|l| l == want), "{want}:\n{out}");
+    }
+}
+
+/// A bind of the host's /proc onto /proc is a proc filesystem on /proc: runc allows it
+/// (its checkProcMount accepts a source that is procfs), and so does berth now.
+#[test]
+fn host_proc_bound_onto_proc() {
+    let rt = Runtime::new();
+    let mut b = rt.bundle("procbind");
+    let mounts = b.config_mut()["mounts"].as_array_mut().unwrap();
+    let proc = mounts
+        .iter_mut()
+        .find(|m| m["destination"] == "/proc")
+        .unwrap();
+    // Docker and Podman spell a bind as type "bind" or with no type; runc takes both.
+    *proc = json!({"destination": "/proc", "source": "/proc", "options": ["rbind", "nosuid", "noexec", "nodev"]});
+    b.sh("[ -r /proc/self/status ] && echo proc-ok; [ -d /proc/1 ] && echo pid1");
+    let out = rt.run(&b).assert_ok();
+    assert!(out.stdout.lines().any(|l| l == "proc-ok"), "{out}");
+}
+
+/// A bind of anything but procfs onto /proc is refused (it could fake the kernel's files
+/// under the container's masked and read-only paths), by runc too.
+#[test]
+fn fake_proc_bound_onto_proc_is_refused() {
+    let rt = Runtime::new();
+    let mut b = rt.bundle("fakeproc");
+    let fake = rt.tmp().join("fakeproc");
+    fs::create_dir_all(fake.join("sys")).unwrap();
+    let mounts = b.config_mut()["mounts"].as_array_mut().unwrap();
+    let proc = mounts
+        .iter_mut()
+        .find(|m| m["destination"] == "/proc")
+        .unwrap();
+    *proc = json!({"destination": "/proc", "source": fake, "options": ["rbind"]});
+    b.args(&["true"]);
+    let out = rt.run(&b).assert_fail();
+    if is_berth() {
+        assert!(
+            out.stderr.contains("/proc may only hold a proc filesystem"),
+            "{out}"
+        );
+    }
+}

@@ -89,26 +89,53 @@ pub fn prepare(s: &mut Setup) -> Result<OwnedFd> {
             .filter(|l| !l.is_empty()),
     };
     let mounts = s.spec.mounts().as_deref().unwrap_or(&[]);
+    let is_dev = |m: &oci_spec::runtime::Mount| m.destination() == Path::new("/dev");
+    let has_option = |m: &oci_spec::runtime::Mount, names: &[&str]| {
+        m.options()
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .any(|o| names.contains(&o.as_str()))
+    };
+    let dev_is_bind = mounts.iter().any(|m| {
+        is_dev(m) && (m.typ().as_deref() == Some("bind") || has_option(m, &["bind", "rbind"]))
+    });
+    // A read-only /dev (not a bind) is mounted writable and made read-only once its
+    // devices, links and submounts (/dev/pts, /dev/shm, ...) are in place, as runc does:
+    // their mount points and nodes must be made in it first.
+    let mut dev_readonly = false;
     for (i, m) in mounts.iter().enumerate() {
         if matches!(m.typ().as_deref(), Some("cgroup") | Some("cgroup2")) {
             (s.before_cgroup_mount)()?;
         }
+        let writable;
+        let m = if is_dev(m) && !dev_is_bind && has_option(m, &["ro"]) {
+            dev_readonly = true;
+            let mut w = m.clone();
+            w.set_options(
+                m.options()
+                    .as_ref()
+                    .map(|o| o.iter().filter(|o| o.as_str() != "ro").cloned().collect()),
+            );
+            writable = w;
+            &writable
+        } else {
+            m
+        };
         mount::mount_entry(&ctx, m)
             .with_context(|| format!("mounts[{i}] {}", m.destination().display()))?;
     }
-    let dev_is_bind = mounts.iter().any(|m| {
-        m.destination() == Path::new("/dev")
-            && (m.typ().as_deref() == Some("bind")
-                || m.options()
-                    .as_deref()
-                    .unwrap_or(&[])
-                    .iter()
-                    .any(|o| o == "bind" || o == "rbind"))
-    });
     if !dev_is_bind {
         let devs = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
         devices::create_devices(root.as_fd(), devs, s.in_userns)?;
         devices::create_links(root.as_fd())?;
+    }
+    if dev_readonly {
+        // The mount on /dev itself only: its submounts keep their own flags.
+        let dev = open_in_root(root.as_fd(), Path::new("/dev"), OFlag::O_PATH)
+            .map_err(|e| anyhow!("mounts: open /dev: {e}"))?;
+        crate::sys::mount_setattr(dev.as_fd(), false, crate::sys::MOUNT_ATTR_RDONLY, 0, 0)
+            .map_err(|e| anyhow!("mounts: make /dev read-only: {e}"))?;
     }
     if let Some(p) = s.spec.process() {
         // runc creates a missing cwd; ignore failure here (a read-only image, say): the chdir

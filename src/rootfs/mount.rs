@@ -188,7 +188,8 @@ pub fn check_mount(m: &Mount) -> Result<()> {
     if dest == Path::new("/") {
         bail!("destination: cannot mount over the container's root");
     }
-    check_proc_destination(&dest, typ)
+    // A bind spelt only in the options is a bind all the same.
+    check_proc_destination(&dest, if o.bind { "bind" } else { typ })
 }
 
 fn check_proc_destination(dest: &Path, typ: &str) -> Result<()> {
@@ -414,6 +415,18 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
             ctx.bundle.join(src)
         };
         let meta = std::fs::metadata(&src).map_err(|e| anyhow!("source {}: {e}", src.display()))?;
+        if clean(dest) == Path::new("/proc") {
+            // As runc's checkProcMount: /proc may hold the host's procfs bound there, never
+            // another tree that could fake the kernel's files.
+            let fd = crate::sys::open(&src, OFlag::O_PATH, nix::sys::stat::Mode::empty())
+                .with_context(|| format!("source {}", src.display()))?;
+            if !super::is_procfs(fd.as_fd()) {
+                bail!(
+                    "destination: /proc may only hold a proc filesystem; source {} is not one",
+                    src.display()
+                );
+            }
+        }
         let target = create_in_root(ctx.root, dest, !meta.is_dir())?;
         refuse_procfs_target(ctx.root, target.as_fd(), dest, "bind")?;
         bind_onto(
