@@ -359,7 +359,7 @@ fn parse_mountinfo(text: &str) -> Result<Vec<CgroupMount>> {
 }
 
 /// Undoes the kernel's octal escaping of space, tab, newline and backslash in mountinfo.
-fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -216,6 +216,7 @@ fn readonly_paths(root: BorrowedFd, paths: &[String]) -> Result<()> {
 pub fn pivot_into(root: BorrowedFd, no_pivot: bool) -> Result<()> {
     nix::unistd::fchdir(root.as_raw_fd()).context("chdir to rootfs")?;
     if no_pivot {
+        hide_host_kernel_filesystems(root)?;
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
             .map_err(|e| anyhow!("move rootfs to /: {e}"))?;
         nix::unistd::chroot(".").context("chroot")?;
@@ -236,6 +237,54 @@ pub fn pivot_into(root: BorrowedFd, no_pivot: bool) -> Result<()> {
         umount2(".", MntFlags::MNT_DETACH).context("detach old root")?;
     }
     nix::unistd::chdir("/").context("chdir /")?;
+    Ok(())
+}
+
+/// Before a `--no-pivot` chroot: detaches every procfs and sysfs of the mount namespace that
+/// is not the container's own (or covers it with an empty read-only tmpfs if it cannot be
+/// detached). Under chroot the host's mounts stay in the namespace, and the kernel lets a
+/// process with CAP_SYS_ADMIN in the container's user namespace mount a fresh procfs or
+/// sysfs whenever a fully visible one is in its mount namespace: with the host's /proc
+/// there, a fresh /proc would come without the container's masked and read-only paths.
+/// (runc does the same before its MS_MOVE.) The namespace's mounts are slaves by now, so
+/// nothing here reaches the host.
+fn hide_host_kernel_filesystems(root: BorrowedFd) -> Result<()> {
+    let rootfs = std::fs::read_link(crate::sys::fd_path(root)).context("read the rootfs path")?;
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let mut targets: Vec<std::path::PathBuf> = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            let sep = fields.iter().position(|f| *f == "-")?;
+            let fstype = fields.get(sep + 1)?;
+            let point = std::path::PathBuf::from(crate::cgroups::unescape(fields.get(4)?));
+            (matches!(*fstype, "proc" | "sysfs") && !point.starts_with(&rootfs)).then_some(point)
+        })
+        .collect();
+    // Shallowest first: detaching /proc takes /proc/sys/fs/binfmt_misc along with it.
+    targets.sort_by_key(|p| p.components().count());
+    for t in &targets {
+        match umount2(t, MntFlags::MNT_DETACH) {
+            // Gone with a parent detached before it, or no longer a mount point.
+            Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
+            Err(e) => {
+                mount(
+                    Some("tmpfs"),
+                    t,
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC,
+                    Some("size=0"),
+                )
+                .map_err(|m| {
+                    anyhow!("--no-pivot: hide {}: detach: {e}; cover: {m}", t.display())
+                })?;
+            }
+        }
+    }
     Ok(())
 }
 

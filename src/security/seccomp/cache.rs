@@ -107,17 +107,18 @@ fn prune(dir: &Path, keep: usize) {
         let mtime = m.modified().unwrap_or(std::time::UNIX_EPOCH);
         if name.ends_with(".bpf") && m.is_file() {
             filters.push((mtime, e.path()));
-        } else if name.starts_with('.') && name.ends_with(".tmp") {
-            if now.duration_since(mtime).unwrap_or_default() > STALE_TMP {
-                let _ = fs::remove_file(e.path());
-            }
+        } else if name.starts_with('.')
+            && name.ends_with(".tmp")
+            && now.duration_since(mtime).unwrap_or_default() > STALE_TMP
+        {
+            let _ = fs::remove_file(e.path());
         }
     }
     if filters.len() <= keep {
         return;
     }
     // Newest first; what is past `keep` goes.
-    filters.sort_by(|a, b| b.0.cmp(&a.0));
+    filters.sort_by_key(|f| std::cmp::Reverse(f.0));
     for (_, path) in &filters[keep..] {
         let _ = fs::remove_file(path);
     }
