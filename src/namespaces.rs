@@ -146,6 +146,11 @@ impl Plan {
     }
 
     /// setns into every namespace given by path.
+    /// Whether the container joins an existing namespace of type `t` (by path).
+    pub fn joins(&self, t: LinuxNamespaceType) -> bool {
+        self.joins.iter().any(|(k, _)| *k == t)
+    }
+
     pub fn join(&self) -> Result<()> {
         join_all(&self.joins)
     }

@@ -435,3 +435,27 @@ fn no_mount_namespace_shares_the_host_mount_table() {
     assert!(!names.contains(&"work"), "the host's root: {out}");
     rt.assert_gone(&b, None);
 }
+
+/// A bind source under a directory only the host's root may search (0700), in a container
+/// whose root is an unprivileged host uid (a user namespace mapped to 100000): the source is
+/// opened before the user namespace, as runc opens it, and the container sees the files.
+/// berth failed with EACCES.
+#[test]
+fn bind_source_the_container_user_cannot_reach() {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = Runtime::new();
+    let mut b = userns_bundle(&rt, "usernsbind");
+    let private = rt.tmp().join("root-only");
+    let data = private.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("hello"), "from the host\n").unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(data.join("hello"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    b.add_mount(
+        json!({"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "ro"]}),
+    );
+    b.sh("cat /data/hello");
+    let out = rt.run(&b).assert_ok();
+    assert_eq!(out.stdout.trim(), "from the host", "{out}");
+}

@@ -44,6 +44,17 @@ pub fn setup_process(l: &Launch, plan: &Plan, s1: OwnedFd, s2: OwnedFd) -> ! {
             std::fs::write("/proc/self/oom_score_adj", adj.to_string())
                 .map_err(|e| anyhow!("process.oomScoreAdj: write {adj}: {e}"))?;
         }
+        // Forked while this process still has the host's privileges: it opens the bind
+        // sources once the container's mount namespace exists.
+        let opener = if plan.new_user
+            && !plan.joins(LinuxNamespaceType::Mount)
+            && crate::bundle::has_namespace(&l.bundle.spec, LinuxNamespaceType::Mount)
+            && has_bind_mounts(&l.bundle.spec)
+        {
+            Some(SourceOpener::fork(l)?)
+        } else {
+            None
+        };
         plan.join()?;
         if plan.new_user {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
@@ -58,12 +69,16 @@ pub fn setup_process(l: &Launch, plan: &Plan, s1: OwnedFd, s2: OwnedFd) -> ! {
             }
         }
         plan.unshare_rest()?;
+        let bind_sources = match opener {
+            Some(o) => o.open_in_own_mount_namespace()?,
+            None => Vec::new(),
+        };
         match sys::fork().context("fork init")? {
             ForkResult::Child => {
                 // S1's end is for S1 alone; init never returns, so close it by number.
                 let _ = nix::unistd::close(s1.as_raw_fd());
                 let _ = nix::sys::prctl::set_pdeathsig(None);
-                let e = match container_init(l, plan, &s2) {
+                let e = match container_init(l, plan, &s2, &bind_sources) {
                     Err(e) => e,
                     Ok(never) => match never {},
                 };
@@ -88,8 +103,102 @@ pub fn setup_process(l: &Launch, plan: &Plan, s1: OwnedFd, s2: OwnedFd) -> ! {
     }
 }
 
+fn has_bind_mounts(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.mounts().iter().flatten().any(|m| {
+        m.typ().as_deref() == Some("bind")
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind")
+    })
+}
+
+/// A child of the setup process that keeps the host's user namespace (and so its root's
+/// privileges) while the setup process enters the container's: given the container's new
+/// mount namespace, it joins it and opens every bind source there. A mount must be bound
+/// from the namespace it is bound into, and in a user namespace mapped to an unprivileged
+/// host uid init could not reach a source under a directory only the host's root may
+/// search. runc's parent opens the sources the same way.
+struct SourceOpener {
+    sock: OwnedFd,
+    pid: nix::unistd::Pid,
+    mounts: usize,
+}
+
+impl SourceOpener {
+    fn fork(l: &Launch) -> Result<SourceOpener> {
+        let (ours, theirs) = sync::pair()?;
+        let mounts = l.bundle.spec.mounts().as_deref().unwrap_or(&[]);
+        match sys::fork().context("fork the bind source opener")? {
+            ForkResult::Child => {
+                drop(ours);
+                let r = (|| -> Result<()> {
+                    let ns = sync::recv_fd(theirs.as_fd(), "mntns")?;
+                    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS)
+                        .context("join the container's mount namespace")?;
+                    let fds = rootfs::mount::open_bind_sources(mounts, &l.bundle.dir)?;
+                    for (i, fd) in fds.iter().enumerate() {
+                        if let Some(fd) = fd {
+                            sync::send_fd(theirs.as_fd(), &format!("source:{i}"), fd.as_fd())?;
+                        }
+                    }
+                    sync::send(theirs.as_fd(), "sources")
+                })();
+                if let Err(e) = r {
+                    let _ = sync::send(theirs.as_fd(), &format!("error:{e:#}"));
+                    exit(1)
+                }
+                exit(0)
+            }
+            ForkResult::Parent { child } => Ok(SourceOpener {
+                sock: ours,
+                pid: child,
+                mounts: mounts.len(),
+            }),
+        }
+    }
+
+    /// Hands the opener this process's (new) mount namespace and collects the sources, by
+    /// mount index.
+    fn open_in_own_mount_namespace(self) -> Result<Vec<Option<OwnedFd>>> {
+        let r = (|| -> Result<Vec<Option<OwnedFd>>> {
+            let ns = sys::open(
+                "/proc/self/ns/mnt",
+                nix::fcntl::OFlag::O_RDONLY,
+                nix::sys::stat::Mode::empty(),
+            )
+            .context("open the container's mount namespace")?;
+            sync::send_fd(self.sock.as_fd(), "mntns", ns.as_fd())?;
+            let mut out: Vec<Option<OwnedFd>> = (0..self.mounts).map(|_| None).collect();
+            loop {
+                let (msg, fd) = sync::recv_with_fd(self.sock.as_fd())?
+                    .ok_or_else(|| anyhow!("the bind source opener exited"))?;
+                if msg == "sources" {
+                    return Ok(out);
+                }
+                if let Some(e) = msg.strip_prefix("error:") {
+                    bail!("{e}");
+                }
+                let slot = msg
+                    .strip_prefix("source:")
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .and_then(|i| out.get_mut(i))
+                    .ok_or_else(|| anyhow!("unexpected message from the source opener: {msg:?}"))?;
+                *slot = Some(fd.ok_or_else(|| anyhow!("{msg} came without its fd"))?);
+            }
+        })();
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+        r
+    }
+}
+
 /// S2, the container's init, up to execve.
-fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
+fn container_init(
+    l: &Launch,
+    plan: &Plan,
+    s2: &OwnedFd,
+    bind_sources: &[Option<OwnedFd>],
+) -> Result<Infallible> {
     let spec = &l.bundle.spec;
     let proc_ = spec.process().as_ref().expect("checked by bundle");
     let terminal = proc_.terminal().unwrap_or(false);
@@ -142,6 +251,7 @@ fn container_init(l: &Launch, plan: &Plan, s2: &OwnedFd) -> Result<Infallible> {
             cgroup_sources: &l.cgroup_sources,
             cgroup_v2: l.cgroup_v2,
             new_cgroupns: new_namespace(spec, LinuxNamespaceType::Cgroup),
+            bind_sources,
             before_cgroup_mount: &mut wait_placed,
         })
         .context("rootfs")?

@@ -16,7 +16,7 @@ use oci_spec::runtime::Spec;
 
 mod copyup;
 pub mod devices;
-mod mount;
+pub mod mount;
 mod resolve;
 
 pub use mount::{check_mount, propagation_flag};
@@ -48,6 +48,8 @@ pub struct Setup<'a> {
     pub cgroup_sources: &'a [(String, PathBuf)],
     pub cgroup_v2: bool,
     pub new_cgroupns: bool,
+    /// Bind sources opened before the user namespace, by mount index (empty: none were).
+    pub bind_sources: &'a [Option<OwnedFd>],
     /// Called before the first `cgroup` mount: the container must be in its cgroup (and
     /// namespace) by then.
     pub before_cgroup_mount: &'a mut dyn FnMut() -> Result<()>,
@@ -122,7 +124,12 @@ pub fn prepare(s: &mut Setup) -> Result<OwnedFd> {
         } else {
             m
         };
-        mount::mount_entry(&ctx, m)
+        let source = s
+            .bind_sources
+            .get(i)
+            .and_then(|f| f.as_ref())
+            .map(|f| f.as_fd());
+        mount::mount_entry(&ctx, m, source)
             .with_context(|| format!("mounts[{i}] {}", m.destination().display()))?;
     }
     if !dev_is_bind {

@@ -1,7 +1,7 @@
 //! The `mounts` entries: option parsing and one mount each, made on the fd of a destination
 //! resolved inside the rootfs.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -398,8 +398,41 @@ fn refuse_non_directory(root: BorrowedFd, dest: &Path, typ: &str) -> Result<()> 
     Ok(())
 }
 
-/// Mounts one entry.
-pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
+/// The source of every bind mount of `mounts`, opened O_PATH now (None for other mounts),
+/// while the process still has the host's privileges: in a user namespace whose root is an
+/// unprivileged host uid, init could no longer reach a source under a directory only the
+/// host's root may search. runc opens them before entering the namespace too. An fd needs no
+/// further path walk, so the later open_tree of it checks no permission on the way.
+pub fn open_bind_sources(mounts: &[Mount], bundle: &Path) -> Result<Vec<Option<OwnedFd>>> {
+    mounts
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let o = parse_options(m.options().as_deref().unwrap_or(&[]));
+            if !(o.bind || m.typ().as_deref() == Some("bind")) {
+                return Ok(None);
+            }
+            let src = m.source().as_ref().expect("checked: bind has a source");
+            let src = if src.is_absolute() {
+                src.clone()
+            } else {
+                bundle.join(src)
+            };
+            sys::open(&src, OFlag::O_PATH, nix::sys::stat::Mode::empty())
+                .map(Some)
+                .map_err(|e| {
+                    anyhow!(
+                        "mounts[{i}] {}: source {}: {e}",
+                        m.destination().display(),
+                        src.display()
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Mounts one entry; `source` is its bind source opened beforehand, if it was.
+pub fn mount_entry(ctx: &MountContext, m: &Mount, source: Option<BorrowedFd>) -> Result<()> {
     let o = parse_options(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
@@ -414,23 +447,31 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<()> {
         } else {
             ctx.bundle.join(src)
         };
-        let meta = std::fs::metadata(&src).map_err(|e| anyhow!("source {}: {e}", src.display()))?;
-        if clean(dest) == Path::new("/proc") {
-            // As runc's checkProcMount: /proc may hold the host's procfs bound there, never
-            // another tree that could fake the kernel's files.
-            let fd = crate::sys::open(&src, OFlag::O_PATH, nix::sys::stat::Mode::empty())
-                .with_context(|| format!("source {}", src.display()))?;
-            if !super::is_procfs(fd.as_fd()) {
-                bail!(
-                    "destination: /proc may only hold a proc filesystem; source {} is not one",
-                    src.display()
-                );
+        // One lookup of the source: the fd is what is checked and what is bound.
+        let opened;
+        let source = match source {
+            Some(fd) => fd,
+            None => {
+                opened = sys::open(&src, OFlag::O_PATH, nix::sys::stat::Mode::empty())
+                    .map_err(|e| anyhow!("source {}: {e}", src.display()))?;
+                opened.as_fd()
             }
+        };
+        let is_dir = nix::sys::stat::fstat(source.as_raw_fd())
+            .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            .map_err(|e| anyhow!("source {}: {e}", src.display()))?;
+        // As runc's checkProcMount: /proc may hold the host's procfs bound there, never
+        // another tree that could fake the kernel's files.
+        if clean(dest) == Path::new("/proc") && !super::is_procfs(source) {
+            bail!(
+                "destination: /proc may only hold a proc filesystem; source {} is not one",
+                src.display()
+            );
         }
-        let target = create_in_root(ctx.root, dest, !meta.is_dir())?;
+        let target = create_in_root(ctx.root, dest, !is_dir)?;
         refuse_procfs_target(ctx.root, target.as_fd(), dest, "bind")?;
         bind_onto(
-            BindSource::Path(&src),
+            BindSource::Fd(source),
             target.as_fd(),
             o.recursive_bind,
             attrs,
