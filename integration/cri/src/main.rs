@@ -1178,7 +1178,69 @@ async fn check(env: &Env, c: &mut Client) -> Tally {
     .await;
     t.record("RemoveContainer", r);
 
-    finish(env, c, t, &pod, ids).await
+    let mut t = finish(env, c, t, &pod, ids).await;
+    if !env.short {
+        let r = sandbox_dies_first(env, c).await;
+        t.record(
+            "a pod whose sandbox died first: StopPodSandbox and RemovePodSandbox, nothing left",
+            r,
+        );
+    }
+    t
+}
+
+/// The pod's sandbox (pid 1 of its pid namespace) is killed from outside: the kernel kills
+/// every container of the pod with it. The kubelet then tears the pod down at once, while
+/// containerd may still have containers as running whose processes are gone: their kill
+/// reaches the runtime for a stopped container, and must read as "already finished".
+async fn sandbox_dies_first(env: &Env, c: &mut Client) -> Result<String> {
+    let uid = format!("{:x}", now_ns() % 1_000_000_007);
+    let pod = run_pod(c, env, pod_config(env, "p2", &uid)).await?;
+    let mut ids = vec![pod.id.clone()];
+    for n in 0..3 {
+        let name = format!("c{n}");
+        let id = create_start(
+            c,
+            &pod,
+            container(env, &name, 0, &["sleep", "1007"], cri::NamespaceMode::Pod),
+        )
+        .await?;
+        ids.push(id);
+    }
+    let info = c
+        .pod_sandbox_status(cri::PodSandboxStatusRequest {
+            pod_sandbox_id: pod.id.clone(),
+            verbose: true,
+        })
+        .await
+        .context("PodSandboxStatus (verbose)")?
+        .into_inner()
+        .info;
+    let v: serde_json::Value =
+        serde_json::from_str(info.get("info").map(String::as_str).unwrap_or("{}"))?;
+    let pid = v["pid"]
+        .as_i64()
+        .ok_or_else(|| anyhow!("no sandbox pid in the verbose status"))?;
+    let st = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .context("kill")?;
+    if !st.success() {
+        bail!("kill -KILL {pid}: {st}");
+    }
+    stop_pod(c, &pod.id).await?;
+    remove_pod(c, &pod.id).await?;
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = leftovers(env, &ids);
+        if left.is_empty() {
+            return Ok(format!("sandbox pid {pid} killed, 3 containers"));
+        }
+        if Instant::now() > end {
+            bail!("left: {}", left.join(", "));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// StopPodSandbox (twice, as the kubelet may), RemovePodSandbox, nothing left.
