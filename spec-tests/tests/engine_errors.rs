@@ -13,6 +13,8 @@
 //! - Docker (translateContainerdStartErr) and Podman (getOCIRuntimeError): a start or exec
 //!   error naming the command with "executable file not found" or "no such file or
 //!   directory" exits 127, with "permission denied" 126.
+//! - Docker (translateContainerdStartErr): "not a directory" (a file bound onto a directory)
+//!   exits 127.
 //! - runc's own refusals (exec into a stopped container, start of a stopped one, create of
 //!   a taken id) keep runc's words for whatever wraps them.
 
@@ -132,6 +134,24 @@ fn exec_of_a_non_executable_file_says_permission_denied() {
     assert!(out.stderr.contains("/etc/passwd"), "{out}");
     fails_with(out, 255, "permission denied");
     rt.delete_force(b.id()).assert_ok();
+}
+
+/// Docker: a mount error with "not a directory" (a file bound onto a directory) exits 127
+/// with a hint that the user mounted a file onto a directory.
+#[test]
+fn bind_of_a_file_onto_a_directory_says_not_a_directory() {
+    let rt = Runtime::new();
+    let mut b = rt.bundle("ee-fileondir");
+    let file = rt.tmp().join("ee-a-file");
+    std::fs::write(&file, "x").unwrap();
+    b.add_mount(serde_json::json!({
+        "destination": "/tmp",
+        "type": "bind",
+        "source": file.to_string_lossy(),
+        "options": ["bind"]
+    }));
+    b.args(&["true"]);
+    fails_with(rt.create(&b), 1, "not a directory");
 }
 
 /// runc's words for an exec into a container whose process has exited.
