@@ -23,6 +23,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 BERTH := $(CURDIR)/target/release/berth
+CRI_BIN := $(CURDIR)/target/release/cri-tests
 RUNTIME ?= $(BERTH)
 RUNC ?= /usr/sbin/runc
 BENCH_RUNTIMES ?= berth=$(BERTH) crun=crun runc=runc
@@ -52,7 +53,7 @@ test: deps build build-cri
 	CARGO=$(CARGO) bash scripts/test-systemd.sh $(BERTH)
 	bash integration/terminal/run.sh $(BERTH)
 	bash integration/engines/run.sh $(BERTH)
-	bash integration/cri/run.sh $(BERTH)
+	CRI_BIN=$(CRI_BIN) bash integration/cri/run.sh $(BERTH)
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests --test bad_input -- --nocapture
 
 test-unit: build
@@ -85,7 +86,7 @@ test-engines: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 	bash integration/engines/run.sh $(RUNTIME)
 
 test-cri: deps build-cri $(if $(filter $(BERTH),$(RUNTIME)),build)
-	bash integration/cri/run.sh $(RUNTIME)
+	CRI_BIN=$(CRI_BIN) bash integration/cri/run.sh $(RUNTIME)
 
 demo: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 	bash scripts/demo.sh $(RUNTIME)
@@ -94,7 +95,7 @@ bench: deps $(if $(findstring $(BERTH),$(BENCH_RUNTIMES)),build)
 	bash scripts/bench.sh $(BENCH_RUNTIMES)
 
 bench-cri: deps build build-cri
-	bash integration/cri/run.sh $(BERTH) bench
+	CRI_BIN=$(CRI_BIN) bash integration/cri/run.sh $(BERTH) bench
 
 bench-systemd: deps $(if $(findstring $(BERTH),$(BENCH_RUNTIMES)),build)
 	bash scripts/bench-systemd.sh $(BENCH_RUNTIMES)
