@@ -11,8 +11,11 @@
 #                     their systemd settings: one vm-run --systemd boot (RUNTIME=...)
 #   make test-terminal  run, a resize and exec -t in a pty: Colossal Cave Adventure (RUNTIME=...)
 #   make test-engines Podman, containerd (ctr) and Docker driving the runtime end to end (RUNTIME=...)
+#   make test-cri     containerd's CRI with the runtime as a RuntimeClass handler: a pod through
+#                     the kubelet's calls (integration/cri; RUNTIME=...)
 #   make demo         Colossal Cave Adventure in a container, in this terminal (RUNTIME=...)
 #   make bench        berth vs crun vs runc (BENCH_RUNS=30, BENCH_RUNTIMES="label=path ...")
+#   make bench-cri    pod start and teardown through CRI, berth vs runc handlers (BENCH_RUNS=20)
 #   make bench-systemd  create+start+delete with --systemd-cgroup, berth vs crun vs runc, in
 #                     one vm-run --systemd boot: ratios only (BENCH_SD_RUNS=40)
 
@@ -20,11 +23,12 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 BERTH := $(CURDIR)/target/release/berth
+CRI_BIN := $(CURDIR)/target/release/cri-tests
 RUNTIME ?= $(BERTH)
 RUNC ?= /usr/sbin/runc
 BENCH_RUNTIMES ?= berth=$(BERTH) crun=crun runc=runc
 
-.PHONY: all deps build test test-unit test-spec test-bad-input test-runc test-cgroupv2 test-cgroups test-systemd test-terminal test-engines demo bench bench-systemd lint clean
+.PHONY: all deps build build-cri test test-unit test-spec test-bad-input test-runc test-cgroupv2 test-cgroups test-systemd test-terminal test-engines test-cri demo bench bench-cri bench-systemd lint clean
 
 all: build
 
@@ -34,17 +38,22 @@ deps:
 build:
 	$(CARGO) build --release
 
+# the CRI test client (integration/cri): its own crate, so that berth's binary stays lean
+build-cri:
+	$(CARGO) build --release -p cri-tests
+
 # Unit tests run one at a time: several make real cgroups on the host and read accounting
 # that a neighbour test's processes would disturb. scripts/test-cgroups.sh runs the cgroup
 # tests on this host's cgroups and on cgroup v2 (in a VM) and prints the count of each.
 # The bad-input corpus runs last, so the output ends with cargo test's summary lines.
-test: deps build
+test: deps build build-cri
 	$(CARGO) test --release -p berth -- --test-threads=1
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests -- --skip bad_input_corpus
 	CARGO=$(CARGO) bash scripts/test-cgroups.sh $(BERTH)
 	CARGO=$(CARGO) bash scripts/test-systemd.sh $(BERTH)
 	bash integration/terminal/run.sh $(BERTH)
 	bash integration/engines/run.sh $(BERTH)
+	CRI_BIN=$(CRI_BIN) bash integration/cri/run.sh $(BERTH)
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests --test bad_input -- --nocapture
 
 test-unit: build
@@ -67,7 +76,7 @@ test-cgroupv2: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 test-cgroups: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 	CARGO=$(CARGO) bash scripts/test-cgroups.sh $(RUNTIME)
 
-test-systemd: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
+test-systemd: deps build-cri $(if $(filter $(BERTH),$(RUNTIME)),build)
 	CARGO=$(CARGO) bash scripts/test-systemd.sh $(RUNTIME)
 
 test-terminal: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
@@ -76,11 +85,17 @@ test-terminal: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 test-engines: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 	bash integration/engines/run.sh $(RUNTIME)
 
+test-cri: deps build-cri $(if $(filter $(BERTH),$(RUNTIME)),build)
+	CRI_BIN=$(CRI_BIN) bash integration/cri/run.sh $(RUNTIME)
+
 demo: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 	bash scripts/demo.sh $(RUNTIME)
 
 bench: deps $(if $(findstring $(BERTH),$(BENCH_RUNTIMES)),build)
 	bash scripts/bench.sh $(BENCH_RUNTIMES)
+
+bench-cri: deps build build-cri
+	CRI_BIN=$(CRI_BIN) bash integration/cri/run.sh $(BERTH) bench
 
 bench-systemd: deps $(if $(findstring $(BERTH),$(BENCH_RUNTIMES)),build)
 	bash scripts/bench-systemd.sh $(BENCH_RUNTIMES)

@@ -23,6 +23,8 @@ WANT=(
   conmon:conmon
   containerd:containerd
   docker.io:/usr/sbin/dockerd
+  protobuf-compiler:protoc
+  containernetworking-plugins:/usr/lib/cni/loopback
 )
 
 have() {

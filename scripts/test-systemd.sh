@@ -5,7 +5,9 @@
 # kill --all, delete, a failed create, nested slices, IO limits on a scratch disk, sd_notify,
 # what is left afterwards) and, when
 # ENGINES=1 (the default), integration/engines/systemd.sh (Podman with cgroup_manager
-# "systemd", containerd with SystemdCgroup) in the same boot.
+# "systemd", containerd with SystemdCgroup) and integration/cri/run.sh (a pod through
+# containerd's CRI with SystemdCgroup = true and a kubepods-burstable-podUID.slice parent,
+# the shorter flow) in the same boot.
 #
 # RUNTIME: argument, else $RUNTIME, else target/release/berth (make test-systemd
 # RUNTIME=/usr/sbin/runc runs the same against runc). The test binaries are built here,
@@ -54,6 +56,23 @@ for line in open(sys.argv[1]):
 PY
 )
 [ -x "$bin" ] || { echo "test-systemd: no test binary for tests/systemd.rs" >&2; exit 1; }
+cri_bin=""
+if [ "$ENGINES" = 1 ]; then
+  (cd "$REPO" && $CARGO build --release -p cri-tests --message-format=json) >"$build_json"
+  cri_bin=$(python3 - "$build_json" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    t = m.get("target") or {}
+    if m.get("reason") == "compiler-artifact" and t.get("name") == "cri-tests" and m.get("executable"):
+        print(m["executable"])
+PY
+  )
+  [ -x "$cri_bin" ] || { echo "test-systemd: no cri-tests binary" >&2; exit 1; }
+fi
 
 # In the guest: the test binary (one thread: the last test checks for leftovers of the
 # others), then the engines. Each part prints libtest-style result lines.
@@ -63,6 +82,8 @@ echo "     Running systemd ($bin)"
 "$bin" --test-threads=1 || rc=1
 if [ "$engines" = 1 ]; then
   bash "$4/integration/engines/systemd.sh" "$RUNTIME" || rc=1
+  CRI_BIN=$5 CRI_SYSTEMD=1 CRI_SHORT=1 CRI_SNAPSHOTTER=native CRI_LIBTEST=1 \
+    bash "$4/integration/cri/run.sh" "$RUNTIME" || rc=1
 fi
 exit $rc'
 
@@ -72,7 +93,7 @@ start=$(date +%s)
 rc=0
 echo "test-systemd: running tests/systemd.rs$([ "$ENGINES" = 1 ] && echo " and the engines") in a VM with systemd as PID 1, RUNTIME=$RUNTIME"
 "$VM_RUN" --systemd --disk 64M --timeout "$VM_TIMEOUT" "${share[@]}" -e "RUNTIME=$RUNTIME" -e RUST_BACKTRACE=1 \
-  -C "$REPO/spec-tests" -- sh -c "$runner" sh "$REPO/spec-tests" "$bin" "$ENGINES" "$REPO" \
+  -C "$REPO/spec-tests" -- sh -c "$runner" sh "$REPO/spec-tests" "$bin" "$ENGINES" "$REPO" "$cri_bin" \
   2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
 secs=$(( $(date +%s) - start ))
 
@@ -81,7 +102,7 @@ read -r passed failed results < <(awk '
     split(substr($0, RSTART, RLENGTH), n, /[ ;]+/); p += n[1]; f += n[3]; r++
   }
   END { print p + 0, f + 0, r + 0 }' "$log")
-want=1; [ "$ENGINES" = 1 ] && want=2
+want=1; [ "$ENGINES" = 1 ] && want=3
 echo
 echo "systemd (VM): $passed passed, $failed failed"
 echo "test-systemd: took ${secs}s"

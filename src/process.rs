@@ -173,7 +173,18 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
         if executable(&p) {
             return Ok(p);
         }
-        bail!("process.args[0]: {arg0:?}: no such executable file in the container");
+        // runc's words (Go's exec.LookPath): Docker and Podman make "no such file or
+        // directory" exit code 127 for the user and "permission denied" 126.
+        match std::fs::metadata(&p) {
+            Err(e) => {
+                let why = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT));
+                bail!(
+                    "process.args[0]: {arg0:?}: stat {arg0}: {}",
+                    why.desc().to_lowercase()
+                )
+            }
+            Ok(_) => bail!("process.args[0]: {arg0:?}: permission denied"),
+        }
     }
     let path = env
         .iter()

@@ -22,7 +22,7 @@ pub fn run(store: &Store, id: &str, stats_once: bool, interval: &str) -> Result<
     let c = store.load(id).with_context(|| format!("events {id}"))?;
     if !c.status().has_process() {
         bail!(
-            "events {id}: the container is not running ({})",
+            "events {id}: container not running ({})",
             c.status().as_str()
         );
     }

@@ -100,6 +100,13 @@ pub fn resources(a: &UpdateArgs) -> Result<LinuxResources> {
     if !v.is_object() {
         bail!("--resources: expected a JSON object (linux.resources)");
     }
+    // As runc's update: the device rules stay those of create. containerd's CRI sends the
+    // whole linux.resources of the spec, whose devices list is only the deny-all (create
+    // adds the default allowed devices after it); applying that would take /dev/null away
+    // from a running container, and v1 rules are not safe to rewrite under running tasks.
+    if let Some(o) = v.as_object_mut() {
+        o.remove("devices");
+    }
     let mut set = |section: &str, key: &str, val: Value| {
         if !v[section].is_object() {
             v[section] = json!({});
@@ -160,7 +167,7 @@ pub fn run(store: &Store, a: &UpdateArgs) -> Result<i32> {
     let c = store.load(id).with_context(|| format!("update {id}"))?;
     if !c.status().has_process() {
         bail!(
-            "update {id}: the container is not running ({})",
+            "update {id}: container not running ({})",
             c.status().as_str()
         );
     }
@@ -202,6 +209,35 @@ fn update_rdt(group: Option<&crate::resctrl::Group>, a: &UpdateArgs) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_rules_are_left_as_create_made_them() {
+        let dir = std::env::temp_dir().join(format!("berth-update-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            r#"{"devices": [{"allow": false, "access": "rwm"}], "memory": {"limit": 1048576}}"#,
+        )
+        .unwrap();
+        let a = UpdateArgs {
+            resources: Some(dir.to_string_lossy().into()),
+            memory: None,
+            memory_swap: None,
+            memory_reservation: None,
+            cpu_quota: None,
+            cpu_period: None,
+            cpu_share: None,
+            cpuset_cpus: None,
+            cpuset_mems: None,
+            pids_limit: None,
+            blkio_weight: None,
+            id: "x".into(),
+        };
+        let r = resources(&a);
+        let _ = std::fs::remove_file(&dir);
+        let r = r.unwrap();
+        assert!(r.devices().is_none(), "{r:?}");
+        assert_eq!(r.memory().as_ref().and_then(|m| m.limit()), Some(1048576));
+    }
 
     #[test]
     fn sizes() {

@@ -45,9 +45,9 @@ fn exec_in(store: &Store, c: &Container, opts: &ExecOptions) -> Result<i32> {
         Status::Created | Status::Running => {}
         Status::Paused if opts.ignore_paused => {}
         Status::Paused => {
-            bail!("the container is paused: resume it first, or use --ignore-paused")
+            bail!("cannot exec in a paused container: resume it first, or use --ignore-paused")
         }
-        Status::Stopped => bail!("the container is stopped"),
+        Status::Stopped => bail!("cannot exec in a stopped container"),
         Status::Creating => bail!("the container is still being created"),
     }
     let spec = c.spec()?;

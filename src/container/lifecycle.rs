@@ -305,9 +305,9 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
     match c.status() {
         Status::Created => {}
         Status::Running | Status::Paused => {
-            bail!("start {id}: the container has already started")
+            bail!("start {id}: cannot start an already running container")
         }
-        Status::Stopped => bail!("start {id}: the container has stopped"),
+        Status::Stopped => bail!("start {id}: cannot start a container that has stopped"),
         Status::Creating => bail!("start {id}: the container is still being created"),
     }
     let fifo = c.exec_fifo();
@@ -404,11 +404,10 @@ pub fn kill(store: &Store, id: &str, sig: Option<Signal>, all: bool) -> Result<(
             _ => Ok(()),
         };
     }
+    // runc's words: containerd's shim reads a kill error with "container not running" as
+    // "process already finished" (ErrNotFound), and only then can its stop and delete go on.
     if !c.status().has_process() {
-        bail!(
-            "kill {id}: the container is not running ({})",
-            c.status().as_str()
-        );
+        bail!("kill {id}: container not running ({})", c.status().as_str());
     }
     c.signal(sig, all).with_context(|| format!("kill {id}"))
 }
@@ -417,7 +416,7 @@ pub fn pause(store: &Store, id: &str) -> Result<()> {
     let c = store.load(id).with_context(|| format!("pause {id}"))?;
     match c.status() {
         Status::Running | Status::Created => {}
-        s => bail!("pause {id}: the container is {}, not running", s.as_str()),
+        s => bail!("pause {id}: container not running ({})", s.as_str()),
     }
     c.cgroup()?.freeze().with_context(|| format!("pause {id}"))
 }

@@ -59,7 +59,7 @@ impl Store {
         let dir = state_dir(&self.root, id);
         match nix::unistd::mkdir(&dir, Mode::from_bits_truncate(0o700)) {
             Ok(()) => {}
-            Err(nix::errno::Errno::EEXIST) => bail!("container {id:?} already exists"),
+            Err(nix::errno::Errno::EEXIST) => bail!("container with given ID already exists: {id}"),
             Err(e) => bail!("create {}: {e}", dir.display()),
         }
         // The umask can only have taken bits away; this makes it exactly 0700.
@@ -98,16 +98,19 @@ impl Store {
         l.0.as_raw_fd()
     }
 
+    /// A missing container is "container does not exist", runc's words: containerd's shim
+    /// takes a delete or kill error with "does not exist" as the container being gone, Docker
+    /// reads "container does not exist" as not-found. Callers add the verb and the id.
     pub fn load(&self, id: &str) -> Result<Container> {
         check_id(id)?;
         self.check_root()?;
         let dir = state_dir(&self.root, id);
         if !check_dir(&dir)? {
-            bail!("container {id:?} does not exist");
+            bail!("container does not exist");
         }
         let text = match read_private(&dir.join("state.json")) {
             Ok(Some(t)) => t,
-            Ok(None) => bail!("container {id:?} does not exist"),
+            Ok(None) => bail!("container does not exist"),
             Err(e) => return Err(e.context(format!("read state of {id:?}"))),
         };
         let state: State = serde_json::from_slice(&text)

@@ -328,7 +328,27 @@ pub fn bind_onto(
     .map_err(|e| anyhow!("clone the source mount: {e}"))?;
     set_mount_flags(clone.as_fd(), set, clr, in_userns)
         .map_err(|e| anyhow!("set mount flags: {e}"))?;
-    sys::move_mount(clone.as_fd(), target).map_err(|e| anyhow!("attach: {e}"))?;
+    sys::move_mount(clone.as_fd(), target).map_err(|e| {
+        // A file bound onto a directory or the reverse: move_mount says EINVAL, mount(2)
+        // (runc's) ENOTDIR. runc's words: Docker reads "not a directory" as the user's
+        // mount mistake (exit 127, with a hint).
+        let is_dir = |fd: BorrowedFd| {
+            nix::sys::stat::fstat(fd.as_raw_fd())
+                .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+                .ok()
+        };
+        match (e, is_dir(clone.as_fd()), is_dir(target)) {
+            (Errno::EINVAL, Some(from_dir), Some(onto_dir)) if from_dir != onto_dir => {
+                let what = if from_dir {
+                    "a directory onto a file"
+                } else {
+                    "a file onto a directory"
+                };
+                anyhow!("attach {what}: not a directory")
+            }
+            _ => anyhow!("attach: {e}"),
+        }
+    })?;
     Ok(clone)
 }
 
