@@ -230,6 +230,10 @@ mod tests {
             cpuset_mems: None,
             pids_limit: None,
             blkio_weight: None,
+            cpu_rt_period: None,
+            cpu_rt_runtime: None,
+            l3_cache_schema: None,
+            mem_bw_schema: None,
             id: "x".into(),
         };
         let r = resources(&a);
