@@ -499,3 +499,73 @@ fn runtime_errors_of_exec_exit_255() {
     let out = rt.exec(&["exec", b.id(), "sh", "-c", "exit 3"]);
     assert_eq!(out.code(), Some(3), "{out}");
 }
+
+/// `exec --cgroup SUB` runs the process in an existing sub-cgroup of the container's, in
+/// every hierarchy; `--cgroup CONTROLLER:SUB` only in that controller's (v1); a sub-cgroup
+/// that does not exist is refused in one line. berth refused --cgroup altogether.
+#[test]
+fn exec_into_a_sub_cgroup() {
+    let rt = Runtime::new();
+    let mut b = rt.bundle("execsub");
+    running(&rt, &mut b);
+    let path = b.cgroups_path();
+    for d in cgroup_dirs(&path) {
+        fs::create_dir(d.join("sub")).unwrap();
+        // A new v1 cpuset cgroup starts without cpus and mems and takes no task until given
+        // some: as a user making the sub-cgroup would, give it its parent's.
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(v) = fs::read_to_string(d.join(f)) {
+                fs::write(d.join("sub").join(f), v.trim()).unwrap();
+            }
+        }
+    }
+    let all = rt
+        .exec(&[
+            "exec",
+            "--cgroup",
+            "sub",
+            b.id(),
+            "cat",
+            "/proc/self/cgroup",
+        ])
+        .assert_ok();
+    // The container has no cgroup namespace here: the host's paths show.
+    for line in all.stdout.lines() {
+        assert!(line.ends_with(&format!("{path}/sub")), "{line}:\n{all}");
+    }
+    if !cgroup2_only() {
+        let cpu = rt
+            .exec(&[
+                "exec",
+                "--cgroup",
+                "memory:sub",
+                b.id(),
+                "cat",
+                "/proc/self/cgroup",
+            ])
+            .assert_ok();
+        for line in cpu.stdout.lines() {
+            let want = if line
+                .split(':')
+                .nth(1)
+                .unwrap_or("")
+                .split(',')
+                .any(|c| c == "memory")
+            {
+                format!("{path}/sub")
+            } else {
+                path.clone()
+            };
+            assert!(line.ends_with(&format!(":{want}")), "{line}:\n{cpu}");
+        }
+    }
+    let missing = rt
+        .exec(&["exec", "--cgroup", "nosuch", b.id(), "true"])
+        .assert_fail();
+    assert_eq!(missing.stderr.trim().lines().count(), 1, "{missing}");
+    rt.delete_force(b.id()).assert_ok();
+    assert!(
+        cgroup_dirs(&path).iter().all(|d| !d.exists()),
+        "delete left the container's cgroup (with its sub-cgroup)"
+    );
+}

@@ -163,6 +163,55 @@ pub fn open(path: &str) -> Result<Box<dyn Cgroup>> {
     })
 }
 
+/// The cgroup for `exec --cgroup`: the container's cgroup at `path`, with each hierarchy
+/// that a `[CONTROLLER[,...]:]SUB` entry names (every one, without controllers) moved to the
+/// existing sub-cgroup SUB below it, as runc does. The sub-cgroups must exist: exec joins,
+/// it does not create.
+pub fn open_sub(path: &str, subs: &[String]) -> Result<Box<dyn Cgroup>> {
+    if path.starts_with(systemd::PREFIX) {
+        bail!("--cgroup: sub-cgroups of a systemd unit are not built into berth yet");
+    }
+    let mut wanted: Vec<(Vec<&str>, String)> = Vec::new();
+    for s in subs {
+        let (ctls, sub) = match s.split_once(':') {
+            Some((c, p)) => (c.split(',').filter(|c| !c.is_empty()).collect(), p),
+            None => (Vec::new(), s.as_str()),
+        };
+        let parts = components(sub).with_context(|| format!("--cgroup {s}"))?;
+        if parts.is_empty() {
+            bail!("--cgroup {s}: no sub-cgroup named");
+        }
+        wanted.push((ctls, parts.join("/")));
+    }
+    let (_, dirs) = placement_dirs(&Host::read()?, path)?;
+    let mut lines = Vec::new();
+    for d in &dirs {
+        let matches =
+            |ctls: &Vec<&str>| ctls.is_empty() || d.key.split(',').any(|k| ctls.contains(&k));
+        let rel = match wanted.iter().rev().find(|(c, _)| matches(c)) {
+            Some((_, sub)) => {
+                let rel = format!("{}/{sub}", d.rel);
+                let dir = d.mountpoint.join(rel.trim_start_matches('/'));
+                if !dir.is_dir() {
+                    bail!("--cgroup {sub}: cgroup {} does not exist", dir.display());
+                }
+                rel
+            }
+            None => d.rel.clone(),
+        };
+        lines.push(format!("{}:{rel}", d.key));
+    }
+    for (ctls, sub) in &wanted {
+        if let Some(c) = ctls
+            .iter()
+            .find(|c| !dirs.iter().any(|d| d.key.split(',').any(|k| k == **c)))
+        {
+            bail!("--cgroup {c}:{sub}: no {c} hierarchy holds the container");
+        }
+    }
+    open(&lines.join("\n"))
+}
+
 /// Fails, naming them, when any directory of the cgroup at `path` still exists in any
 /// hierarchy: a check for leftovers after `destroy`, it removes nothing.
 // Part of the interface for tests and leftover checks; not every build calls it.

@@ -130,9 +130,10 @@ pub struct ExecArgs {
     /// Pass this many fds after stdio (3, 4, ...) to the process.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Run the process in a sub-cgroup (not built yet: refused).
+    /// Run the process in an existing sub-cgroup of the container's: [CONTROLLER[,...]:]PATH
+    /// (repeatable; without controllers, in every hierarchy).
     #[arg(long)]
-    pub cgroup: Option<String>,
+    pub cgroup: Vec<String>,
     /// Allow exec in a paused container (the process starts frozen).
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
@@ -315,12 +316,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Events(a) => events::run(&store, &a.id, a.stats, &a.interval),
         Command::Update(a) => update::run(&store, &a),
         Command::Exec(a) => {
-            if let Some(cg) = &a.cgroup {
-                bail!(
-                    "exec {}: --cgroup {cg}: sub-cgroups for exec are not built into berth yet",
-                    a.id
-                );
-            }
             let id = a.id.clone();
             container::exec(&store, &id, &a.into())
         }
@@ -367,6 +362,7 @@ impl From<ExecArgs> for container::ExecOptions {
             process_label: a.process_label,
             preserve_fds: a.preserve_fds,
             ignore_paused: a.ignore_paused,
+            sub_cgroups: a.cgroup,
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct ExecOptions {
     pub process_label: Option<String>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// `--cgroup`: [CONTROLLER[,...]:]PATH below the container's cgroup.
+    pub sub_cgroups: Vec<String>,
 }
 
 /// Returns the process's exit code (in the foreground) or 0 (detached).
@@ -92,7 +94,11 @@ fn exec_in(store: &Store, c: &Container, opts: &ExecOptions) -> Result<i32> {
         // The setup process exits at once: become the reaper that inherits the process.
         nix::sys::prctl::set_child_subreaper(true).context("set child subreaper")?;
     }
-    let cgroup = c.cgroup()?;
+    let cgroup = if opts.sub_cgroups.is_empty() {
+        c.cgroup()?
+    } else {
+        crate::cgroups::open_sub(&c.state.cgroup_path, &opts.sub_cgroups)?
+    };
     // A cgroup frozen from above (not by `pause`) would stop the new process before its
     // execve, and waiting for that would hang: refuse it as a paused container is refused.
     let frozen = status == Status::Paused
