@@ -262,6 +262,11 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
             );
         }
         crate::rootfs::check_mount(m).with_context(|| format!("mounts[{i}]"))?;
+        if crate::rootfs::mount::wants_idmap(m)
+            && !has_namespace(spec, oci_spec::runtime::LinuxNamespaceType::User)
+        {
+            bail!("mounts[{i}]: an id-mapped mount needs a user namespace (linux.namespaces)");
+        }
     }
     for (field, paths) in [
         ("linux.maskedPaths", linux.masked_paths()),

@@ -94,7 +94,7 @@ pub fn features() -> Value {
             "apparmor": { "enabled": true },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": true },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION")
@@ -130,7 +130,7 @@ mod tests {
         assert_eq!(linux["intelRdt"]["enabled"], true);
         // Written through procfs, but no test machine runs SELinux to show it works.
         assert_eq!(linux["selinux"]["enabled"], false);
-        assert_eq!(linux["mountExtensions"]["idmap"]["enabled"], false);
+        assert_eq!(linux["mountExtensions"]["idmap"]["enabled"], true);
         assert_eq!(
             f["annotations"]["io.github.berth.version"],
             env!("CARGO_PKG_VERSION")

@@ -459,3 +459,52 @@ fn bind_source_the_container_user_cannot_reach() {
     let out = rt.run(&b).assert_ok();
     assert_eq!(out.stdout.trim(), "from the host", "{out}");
 }
+
+/// Id-mapped mounts (runtime-spec 1.1 `uidMappings`/`gidMappings` on a mount, and the
+/// `idmap` option): a host directory owned by the host's root, in a container whose root is
+/// host uid 100000. Without a mapping its files show the overflow id inside; with `idmap`
+/// (the container's mapping) they belong to the container's root, and a file the container
+/// creates there belongs to the host's root; with a mount mapping of its own (0 -> 101000),
+/// the owner inside is 1000. runc 1.1.5 has no id-mapped mounts (labelled, not run).
+#[test]
+fn id_mapped_mounts() {
+    if is_runc() {
+        skip("id_mapped_mounts", "runc 1.1.5 has no id-mapped mounts");
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let rt = Runtime::new();
+    let mut b = userns_bundle(&rt, "idmap");
+    let rootfs = b.private_rootfs();
+    for d in ["plain", "idmap", "own"] {
+        fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    let data = rt.tmp().join("idmap-data");
+    fs::create_dir_all(&data).unwrap();
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::write(data.join("file"), "x").unwrap();
+    let m = |dest: &str, opts: &[&str]| json!({"destination": dest, "type": "bind", "source": data, "options": opts});
+    b.add_mount(m("/plain", &["rbind"]));
+    b.add_mount(m("/idmap", &["rbind", "idmap"]));
+    let mut own = m("/own", &["rbind"]);
+    own["uidMappings"] = json!([{"containerID": 0, "hostID": 101000, "size": 1}]);
+    own["gidMappings"] = json!([{"containerID": 0, "hostID": 101000, "size": 1}]);
+    b.add_mount(own);
+    b.sh(
+        "stat -c 'plain %u %g' /plain/file; stat -c 'idmap %u %g' /idmap/file; \
+          stat -c 'own %u %g' /own/file; touch /idmap/made-inside && echo made",
+    );
+    let out = rt.run(&b).assert_ok();
+    for want in ["plain 65534 65534", "idmap 0 0", "own 1000 1000", "made"] {
+        assert!(out.stdout.lines().any(|l| l == want), "{want}:\n{out}");
+    }
+    let made = fs::metadata(data.join("made-inside")).unwrap();
+    assert_eq!(
+        (made.uid(), made.gid()),
+        (0, 0),
+        "host owner of a file made inside"
+    );
+    let f = rt.exec(&["features"]).assert_ok();
+    let v: serde_json::Value = serde_json::from_str(&f.stdout).unwrap();
+    assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+}

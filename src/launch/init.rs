@@ -133,10 +133,15 @@ impl SourceOpener {
             ForkResult::Child => {
                 drop(ours);
                 let r = (|| -> Result<()> {
+                    let userns = sync::recv_fd(theirs.as_fd(), "userns")?;
                     let ns = sync::recv_fd(theirs.as_fd(), "mntns")?;
                     nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS)
                         .context("join the container's mount namespace")?;
-                    let fds = rootfs::mount::open_bind_sources(mounts, &l.bundle.dir)?;
+                    let fds = rootfs::mount::open_bind_sources(
+                        mounts,
+                        &l.bundle.dir,
+                        Some(userns.as_fd()),
+                    )?;
                     for (i, fd) in fds.iter().enumerate() {
                         if let Some(fd) = fd {
                             sync::send_fd(theirs.as_fd(), &format!("source:{i}"), fd.as_fd())?;
@@ -168,6 +173,13 @@ impl SourceOpener {
                 nix::sys::stat::Mode::empty(),
             )
             .context("open the container's mount namespace")?;
+            let userns = sys::open(
+                "/proc/self/ns/user",
+                nix::fcntl::OFlag::O_RDONLY,
+                nix::sys::stat::Mode::empty(),
+            )
+            .context("open the container's user namespace")?;
+            sync::send_fd(self.sock.as_fd(), "userns", userns.as_fd())?;
             sync::send_fd(self.sock.as_fd(), "mntns", ns.as_fd())?;
             let mut out: Vec<Option<OwnedFd>> = (0..self.mounts).map(|_| None).collect();
             loop {

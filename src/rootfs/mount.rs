@@ -66,7 +66,7 @@ pub fn propagation_flag(name: &str) -> Option<MsFlags> {
 }
 
 /// Options this runtime refuses rather than silently ignores.
-const UNSUPPORTED: &[&str] = &["idmap", "ridmap", "copy-symlink"];
+const UNSUPPORTED: &[&str] = &["copy-symlink"];
 
 pub fn parse_options(opts: &[String]) -> MountOptions {
     use sys::*;
@@ -173,10 +173,25 @@ pub fn check_mount(m: &Mount) -> Result<()> {
             bail!("options[{i}]: {o:?} is not built into berth yet");
         }
     }
-    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        bail!("uidMappings: id-mapped mounts are not built into berth yet");
-    }
     let o = parse_options(opts);
+    if wants_idmap(m) {
+        if !(o.bind || m.typ().as_deref() == Some("bind")) {
+            bail!("options: id-mapped mounts (idmap, ridmap, uidMappings) are bind mounts only");
+        }
+        for (field, maps) in [
+            ("uidMappings", m.uid_mappings()),
+            ("gidMappings", m.gid_mappings()),
+        ] {
+            for (i, map) in maps.iter().flatten().enumerate() {
+                if map.size() == 0 {
+                    bail!("{field}[{i}].size: 0 maps nothing");
+                }
+            }
+        }
+        if m.uid_mappings().is_some() != m.gid_mappings().is_some() {
+            bail!("uidMappings and gidMappings: give both or neither");
+        }
+    }
     let typ = m.typ().as_deref().unwrap_or("");
     if o.tmpcopyup && typ != "tmpfs" {
         bail!("options: \"tmpcopyup\" applies to tmpfs mounts only, not {typ:?}");
@@ -307,6 +322,8 @@ pub enum BindSource<'a> {
     Path(&'a Path),
     /// An fd: a file or directory already resolved.
     Fd(BorrowedFd<'a>),
+    /// A detached mount made ready elsewhere (an id-mapped clone): attached as it is.
+    Detached(BorrowedFd<'a>),
 }
 
 /// Binds `src` onto `target` (an fd resolved inside the rootfs): a detached clone of the
@@ -324,6 +341,9 @@ pub fn bind_onto(
     let clone = match src {
         BindSource::Path(p) => sys::clone_mount_at(p, recursive),
         BindSource::Fd(fd) => sys::clone_mount(fd, recursive),
+        BindSource::Detached(fd) => fd
+            .try_clone_to_owned()
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF))),
     }
     .map_err(|e| anyhow!("clone the source mount: {e}"))?;
     set_mount_flags(clone.as_fd(), set, clr, in_userns)
@@ -418,12 +438,102 @@ fn refuse_non_directory(root: BorrowedFd, dest: &Path, typ: &str) -> Result<()> 
     Ok(())
 }
 
+/// Whether the mount asks for an id-mapped mount: `idmap`/`ridmap`, or mappings of its own.
+pub fn wants_idmap(m: &Mount) -> bool {
+    m.uid_mappings().is_some()
+        || m.gid_mappings().is_some()
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "idmap" || o == "ridmap")
+}
+
+/// A user namespace with `uid`/`gid` mappings (each "containerID hostID size"), for an
+/// id-mapped mount: a child unshares it and waits, this process (the host's root) writes its
+/// maps and keeps an fd of it; the child is then killed, the namespace lives on in the fd.
+fn mapped_userns(
+    uid: &[oci_spec::runtime::LinuxIdMapping],
+    gid: &[oci_spec::runtime::LinuxIdMapping],
+) -> Result<OwnedFd> {
+    let (ready_r, ready_w) = nix::unistd::pipe().context("pipe")?;
+    let child = match sys::fork().context("fork for an id-mapped mount's user namespace")? {
+        nix::unistd::ForkResult::Child => {
+            drop(ready_r);
+            let ok = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_ok();
+            let _ = nix::unistd::write(&ready_w, if ok { b"y" } else { b"n" });
+            loop {
+                nix::unistd::pause();
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    drop(ready_w);
+    let r = (|| -> Result<OwnedFd> {
+        let mut b = [0u8; 1];
+        let n = nix::unistd::read(ready_r.as_raw_fd(), &mut b).context("wait for the child")?;
+        if n != 1 || b[0] != b'y' {
+            bail!("unshare a user namespace for the mount failed");
+        }
+        let lines = |maps: &[oci_spec::runtime::LinuxIdMapping]| -> String {
+            maps.iter()
+                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                .collect()
+        };
+        for (file, maps) in [("uid_map", uid), ("gid_map", gid)] {
+            let path = format!("/proc/{child}/{file}");
+            std::fs::write(&path, lines(maps)).map_err(|e| anyhow!("write {path}: {e}"))?;
+        }
+        sys::open(
+            format!("/proc/{child}/ns/user").as_str(),
+            OFlag::O_RDONLY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .context("open the mount's user namespace")
+    })();
+    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(child, None);
+    r
+}
+
+/// A detached clone of `src` (recursive for rbind), id-mapped through the mount's own
+/// mappings or, for `idmap`/`ridmap` alone, the container's user namespace (runc 1.2's
+/// rule). Done by the host's root: MOUNT_ATTR_IDMAP needs CAP_SYS_ADMIN over the source
+/// filesystem. Attached later by init with move_mount.
+fn idmapped_clone(
+    m: &Mount,
+    src: BorrowedFd,
+    container_userns: Option<BorrowedFd>,
+) -> Result<OwnedFd> {
+    let o = parse_options(m.options().as_deref().unwrap_or(&[]));
+    let clone = sys::clone_mount(src, o.recursive_bind)
+        .map_err(|e| anyhow!("clone the source mount: {e}"))?;
+    let own;
+    let userns = match (m.uid_mappings(), m.gid_mappings()) {
+        (Some(u), Some(g)) => {
+            own = mapped_userns(u, g)?;
+            own.as_fd()
+        }
+        _ => container_userns
+            .ok_or_else(|| anyhow!("idmap: the container has no user namespace to map through"))?,
+    };
+    let recursive = m.options().iter().flatten().any(|x| x == "ridmap");
+    sys::mount_setattr_idmap(clone.as_fd(), recursive, userns)
+        .map_err(|e| anyhow!("make the mount id-mapped: {e}"))?;
+    Ok(clone)
+}
+
 /// The source of every bind mount of `mounts`, opened O_PATH now (None for other mounts),
 /// while the process still has the host's privileges: in a user namespace whose root is an
 /// unprivileged host uid, init could no longer reach a source under a directory only the
 /// host's root may search. runc opens them before entering the namespace too. An fd needs no
 /// further path walk, so the later open_tree of it checks no permission on the way.
-pub fn open_bind_sources(mounts: &[Mount], bundle: &Path) -> Result<Vec<Option<OwnedFd>>> {
+/// An id-mapped mount's entry is its detached, id-mapped clone instead (see
+/// `idmapped_clone`), ready to be attached.
+pub fn open_bind_sources(
+    mounts: &[Mount],
+    bundle: &Path,
+    container_userns: Option<BorrowedFd>,
+) -> Result<Vec<Option<OwnedFd>>> {
     mounts
         .iter()
         .enumerate()
@@ -438,15 +548,15 @@ pub fn open_bind_sources(mounts: &[Mount], bundle: &Path) -> Result<Vec<Option<O
             } else {
                 bundle.join(src)
             };
-            sys::open(&src, OFlag::O_PATH, nix::sys::stat::Mode::empty())
-                .map(Some)
-                .map_err(|e| {
-                    anyhow!(
-                        "mounts[{i}] {}: source {}: {e}",
-                        m.destination().display(),
-                        src.display()
-                    )
-                })
+            let at = || format!("mounts[{i}] {}", m.destination().display());
+            let fd = sys::open(&src, OFlag::O_PATH, nix::sys::stat::Mode::empty())
+                .map_err(|e| anyhow!("{}: source {}: {e}", at(), src.display()))?;
+            if wants_idmap(m) {
+                return idmapped_clone(m, fd.as_fd(), container_userns)
+                    .with_context(at)
+                    .map(Some);
+            }
+            Ok(Some(fd))
         })
         .collect()
 }
@@ -469,6 +579,10 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount, source: Option<BorrowedFd>) ->
         };
         // One lookup of the source: the fd is what is checked and what is bound.
         let opened;
+        let pre_made = source.is_some();
+        if wants_idmap(m) && !pre_made {
+            bail!("id-mapped mounts need the container's own user namespace (linux.namespaces)");
+        }
         let source = match source {
             Some(fd) => fd,
             None => {
@@ -491,7 +605,11 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount, source: Option<BorrowedFd>) ->
         let target = create_in_root(ctx.root, dest, !is_dir)?;
         refuse_procfs_target(ctx.root, target.as_fd(), dest, "bind")?;
         bind_onto(
-            BindSource::Fd(source),
+            if wants_idmap(m) && pre_made {
+                BindSource::Detached(source)
+            } else {
+                BindSource::Fd(source)
+            },
             target.as_fd(),
             o.recursive_bind,
             attrs,
