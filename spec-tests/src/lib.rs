@@ -184,6 +184,22 @@ fn is_static_elf(path: &Path) -> bool {
     })
 }
 
+/// A C program of spec-tests (`rel` below the crate, e.g. "attack/grab_exe.c") built static
+/// into `out_dir` as `name`: test rootfses have no libc. Panics if cc fails (make deps
+/// installs gcc and libc6-dev).
+pub fn build_static_c(rel: &str, out_dir: &Path, name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    let out = out_dir.join(name);
+    let st = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("run cc (make deps installs gcc and libc6-dev)");
+    assert!(st.success(), "cc -static {} failed", src.display());
+    out
+}
+
 /// A statically linked busybox: `$BUSYBOX`, else the usual locations
 /// (Debian's busybox-static installs /bin/busybox).
 pub fn busybox() -> PathBuf {

@@ -470,16 +470,11 @@ fn proc_symlink_does_not_redirect_sysctl_or_masks() {
 fn grab_exe() -> &'static Path {
     static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("attack/grab_exe.c");
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("grab_exe");
-        let st = Command::new("cc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("run cc (make deps installs gcc and libc6-dev)");
-        assert!(st.success(), "cc -static {} failed", src.display());
-        out
+        build_static_c(
+            "attack/grab_exe.c",
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            "grab_exe",
+        )
     })
 }
 

@@ -250,17 +250,11 @@ fn execve_denied_fails_start() {
 fn newer_syscalls_probe() -> &'static std::path::Path {
     static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let src = dir.join("probes/newer_syscalls.c");
-        let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("newer_syscalls");
-        let st = std::process::Command::new("cc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("run cc (make deps installs gcc and libc6-dev)");
-        assert!(st.success(), "cc -static {} failed", src.display());
-        out
+        build_static_c(
+            "probes/newer_syscalls.c",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
+            "newer_syscalls",
+        )
     })
 }
 
