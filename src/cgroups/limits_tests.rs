@@ -325,7 +325,8 @@ fn apply_errors_name_the_field() {
             "{e}"
         );
     } else {
-        let e = err(json!({"devices": [{"allow": true, "type": "c", "access": "rwx"}]}));
+        // Unknown access letters are ignored (runc's tolerant form); a FIFO rule is not.
+        let e = err(json!({"devices": [{"allow": true, "type": "p", "access": "rw"}]}));
         assert!(e.starts_with("linux.resources.devices[0]: "), "{e}");
         let e = err(json!({"unified": {"memory.high": "1000"}}));
         assert!(e.starts_with("linux.resources.unified: "), "{e}");
