@@ -40,7 +40,10 @@ impl Drop for Undo {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
         }
         if let Some(cg) = &self.cgroup {
-            let _ = cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            if let Err(e) = cgroups::kill_all(cg.as_ref(), deadline) {
+                log::warn(&format!("undo create: {e:#}"));
+            }
             if let Err(e) = cg.destroy() {
                 log::warn(&format!("undo create: remove cgroup: {e:#}"));
             }
@@ -227,10 +230,12 @@ fn create_bundle(
     let cgroup_v2 = matches!(cgroup_sources.as_slice(), [(name, _)] if name.is_empty());
     undo.cgroup = Some(cg);
     // Always: the device policy (deny all but the defaults) applies to every container.
+    let (resources, memory_limit) =
+        cgroups::split_memory_limit(&cgroups::effective_resources(linux));
     undo.cgroup
         .as_deref()
         .expect("set above")
-        .apply(&cgroups::effective_resources(linux))?;
+        .apply(&resources)?;
 
     if let Some(rdt) = linux.intel_rdt() {
         undo.resctrl = Some(crate::resctrl::prepare(
@@ -256,6 +261,9 @@ fn create_bundle(
     })?;
     let pid = launched.pid;
     undo.pid = Some(pid);
+    if let Some(m) = &memory_limit {
+        cgroups::apply_memory_limit(undo.cgroup.as_deref().expect("set above"), m)?;
+    }
     if let Some(g) = &undo.resctrl {
         // Init waits on the exec fifo: the user's program starts in the group.
         g.add_task(pid)?;
@@ -379,9 +387,9 @@ pub fn kill(store: &Store, id: &str, sig: Option<Signal>, all: bool) -> Result<(
         // As runc: `kill --all` signals whatever is left in the cgroup, and a stopped
         // container with nothing left is no error (containerd sends it after the task ended).
         return match (sig, c.cgroup()) {
-            (Some(sig), Ok(cg)) if cg.pids().is_ok() => {
-                crate::cgroups::signal_all(cg.as_ref(), sig).with_context(|| format!("kill {id}"))
-            }
+            (Some(sig), Ok(cg)) if cg.pids().is_ok() => c
+                .signal(Some(sig), true)
+                .with_context(|| format!("kill {id}")),
             _ => Ok(()),
         };
     }
@@ -440,7 +448,9 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e.context(format!("delete {id}"))),
     };
     match c.status() {
-        Status::Stopped => {}
+        // Init is gone, but without a pid namespace its children may not be (nor the
+        // processes of a create abandoned midway): the cgroup cannot go while they run.
+        Status::Stopped => c.kill_and_wait().with_context(|| format!("delete {id}"))?,
         // A created container never ran the user's program: deleting it is what undoes create.
         Status::Created => c.kill_and_wait().with_context(|| format!("delete {id}"))?,
         s if force => {
