@@ -505,26 +505,6 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> nix::Result<(
     Errno::result(r).map(drop)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stat_start_time_parses_odd_comm() {
-        let s = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 777 1000 10";
-        assert_eq!(parse_stat_start_time(s), Some(777));
-        let z = "42 (x) Z 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 777 1000 10";
-        assert_eq!(parse_stat_start_time(z), None);
-    }
-
-    #[test]
-    fn own_start_time_is_stable() {
-        let me = std::process::id() as i32;
-        let a = process_start_time(me).unwrap();
-        assert_eq!(process_start_time(me), Some(a));
-    }
-}
-
 /// The kind of namespace `fd` refers to, as its CLONE_NEW* flag (ioctl NS_GET_NSTYPE, Linux
 /// 4.11); ENOTTY when `fd` is not a namespace at all.
 pub fn ns_type(fd: BorrowedFd) -> nix::Result<libc::c_int> {
@@ -545,4 +525,24 @@ pub fn clock_secs(id: libc::clockid_t) -> Option<i64> {
     // SAFETY: clock_gettime writes one timespec, which `ts` is.
     let r = unsafe { libc::clock_gettime(id, &mut ts) };
     (r == 0).then_some(ts.tv_sec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_start_time_parses_odd_comm() {
+        let s = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 777 1000 10";
+        assert_eq!(parse_stat_start_time(s), Some(777));
+        let z = "42 (x) Z 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 777 1000 10";
+        assert_eq!(parse_stat_start_time(z), None);
+    }
+
+    #[test]
+    fn own_start_time_is_stable() {
+        let me = std::process::id() as i32;
+        let a = process_start_time(me).unwrap();
+        assert_eq!(process_start_time(me), Some(a));
+    }
 }

@@ -137,7 +137,7 @@ pub fn split_memory_limit(r: &LinuxResources) -> (LinuxResources, Option<LinuxRe
         return (r.clone(), None);
     }
     let mut early = r.clone();
-    let mut rest = m.clone();
+    let mut rest = *m;
     rest.set_limit(None);
     rest.set_swap(None);
     early.set_memory(Some(rest));
