@@ -428,24 +428,36 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     store.check_root().with_context(|| format!("delete {id}"))?;
     // The lock first, then the state: a create of this id in flight holds the lock until
     // its state is complete, and what it saved is what gets deleted.
-    let _lock = match super::check_id(id).map(|()| super::state_dir(&store.root, id)) {
-        Ok(dir) if dir.is_dir() => match store.lock(&dir) {
-            Ok(l) => Some(l),
-            // Removed meanwhile: the create failed and undid itself.
-            Err(_) if !dir.exists() => None,
-            Err(e) => return Err(e.context(format!("delete {id}"))),
-        },
-        _ => None,
-    };
-    let c = match store.load(id) {
-        Ok(c) => c,
-        // As runc: a forced delete of what is not there succeeds (engines call it after a
-        // plain delete), and clears a state directory a crashed create left without a state.
-        Err(_) if force && super::check_id(id).is_ok() && !store.has_state(id) => {
-            store.remove_leftover(id);
-            return Ok(());
+    let dir = super::check_id(id).map(|()| super::state_dir(&store.root, id));
+    let mut tries = 0;
+    let (_lock, c) = loop {
+        tries += 1;
+        let lock = match &dir {
+            Ok(dir) if dir.is_dir() => match store.lock(dir) {
+                Ok(l) => Some(l),
+                // Removed meanwhile: the create failed and undid itself.
+                Err(_) if !dir.exists() => None,
+                Err(e) => return Err(e.context(format!("delete {id}"))),
+            },
+            _ => None,
+        };
+        let loaded = store.load(id);
+        // No directory when we looked, one now: a create of this id began in between.
+        // Its lock (held until its state is complete) is the one to wait for.
+        if lock.is_none() && tries < 3 && dir.as_ref().is_ok_and(|d| d.is_dir()) {
+            continue;
         }
-        Err(e) => return Err(e.context(format!("delete {id}"))),
+        match loaded {
+            Ok(c) => break (lock, c),
+            // As runc: a forced delete of what is not there succeeds (engines call it after
+            // a plain delete), and clears a state directory a crashed create left without a
+            // state.
+            Err(_) if force && dir.is_ok() && !store.has_state(id) => {
+                store.remove_leftover(id);
+                return Ok(());
+            }
+            Err(e) => return Err(e.context(format!("delete {id}"))),
+        }
     };
     match c.status() {
         // Init is gone, but without a pid namespace its children may not be (nor the
