@@ -4,6 +4,9 @@
 #   make build        target/release/berth
 #   make test         berth's unit tests, the spec-tests and the bad-input corpus, against berth
 #   make test-runc    the spec-tests and the bad-input corpus against runc (RUNC=...)
+#   make test-faults  fault injection: creates SIGKILLed midway, forced deletes racing
+#                     creates, a fork bomb, memory limits below init's usage; ends with
+#                     "faults: N passed, M failed" (RUNTIME=...)
 #   make test-cgroupv2  the cgroup tests on cgroup v2: one vm-run boot (../shared/vm/vm-run)
 #                     unless this host is pure v2; skipped if neither (RUNTIME=/usr/sbin/runc)
 #   make test-cgroups the cgroup tests on this host (v1) and on v2, both counts (RUNTIME=...)
@@ -28,7 +31,7 @@ RUNTIME ?= $(BERTH)
 RUNC ?= /usr/sbin/runc
 BENCH_RUNTIMES ?= berth=$(BERTH) crun=crun runc=runc
 
-.PHONY: all deps build build-cri test test-unit test-spec test-bad-input test-runc test-cgroupv2 test-cgroups test-systemd test-terminal test-engines test-cri demo bench bench-cri bench-systemd lint clean
+.PHONY: all deps build build-cri test test-unit test-spec test-bad-input test-faults test-runc test-cgroupv2 test-cgroups test-systemd test-terminal test-engines test-cri demo bench bench-cri bench-systemd lint clean
 
 all: build
 
@@ -48,7 +51,8 @@ build-cri:
 # The bad-input corpus runs last, so the output ends with cargo test's summary lines.
 test: deps build build-cri
 	$(CARGO) test --release -p berth -- --test-threads=1
-	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests -- --skip bad_input_corpus
+	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests -- --skip bad_input_corpus --skip faultinj_
+	CARGO=$(CARGO) bash scripts/test-faults.sh $(BERTH)
 	CARGO=$(CARGO) bash scripts/test-cgroups.sh $(BERTH)
 	CARGO=$(CARGO) bash scripts/test-systemd.sh $(BERTH)
 	bash integration/terminal/run.sh $(BERTH)
@@ -60,7 +64,7 @@ test-unit: build
 	$(CARGO) test --release -p berth -- --test-threads=1
 
 test-spec: deps build
-	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests -- --skip bad_input_corpus
+	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests -- --skip bad_input_corpus --skip faultinj_
 
 test-bad-input: deps build
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests --test bad_input -- --nocapture
@@ -78,6 +82,9 @@ test-cgroups: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 
 test-systemd: deps build-cri $(if $(filter $(BERTH),$(RUNTIME)),build)
 	CARGO=$(CARGO) bash scripts/test-systemd.sh $(RUNTIME)
+
+test-faults: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
+	CARGO=$(CARGO) bash scripts/test-faults.sh $(RUNTIME)
 
 test-terminal: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 	bash integration/terminal/run.sh $(RUNTIME)

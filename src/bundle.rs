@@ -204,6 +204,8 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
                     errno_text(&e)
                 );
             }
+            check_namespace_file(p, ns.typ())
+                .with_context(|| format!("linux.namespaces[{i}].path: {}", p.display()))?;
         }
     }
     if !has_namespace(spec, LinuxNamespaceType::Mount) {
@@ -221,6 +223,13 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
         if new_user && maps.is_empty() {
             bail!("{field}: a new user namespace needs id mappings");
         }
+        // The kernel takes at most 340 lines in uid_map/gid_map (since Linux 4.15).
+        if maps.len() > 340 {
+            bail!(
+                "{field}: {} ranges, more than the kernel's limit of 340",
+                maps.len()
+            );
+        }
         for (i, m) in maps.iter().enumerate() {
             if m.size() == 0 {
                 bail!("{field}[{i}].size: must be greater than 0");
@@ -230,10 +239,44 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
             {
                 bail!("{field}[{i}]: range overflows 32-bit ids");
             }
+            // Overlapping ranges are what makes the kernel refuse the map with EINVAL.
+            for (j, o) in maps[..i].iter().enumerate() {
+                let within = |x: u32, y: u32| x < y.saturating_add(o.size()) && y < x + m.size();
+                if within(m.container_id(), o.container_id()) {
+                    bail!(
+                        "{field}[{i}]: container ids {}..{} overlap those of {field}[{j}]",
+                        m.container_id(),
+                        u64::from(m.container_id()) + u64::from(m.size())
+                    );
+                }
+                if within(m.host_id(), o.host_id()) {
+                    bail!(
+                        "{field}[{i}]: host ids {}..{} overlap those of {field}[{j}]",
+                        m.host_id(),
+                        u64::from(m.host_id()) + u64::from(m.size())
+                    );
+                }
+            }
         }
     }
     // A uts namespace of the container's own, new or joined by path (as runc): never the
     // host's.
+    for (field, name) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        let name = name.as_deref().unwrap_or("");
+        // The kernel's limit for both (HOST_NAME_MAX; __NEW_UTS_LEN).
+        if name.len() > 64 {
+            bail!(
+                "{field}: {} bytes, longer than the kernel's limit of 64",
+                name.len()
+            );
+        }
+        if name.contains('\0') {
+            bail!("{field}: contains a NUL byte");
+        }
+    }
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
         && !has_namespace(spec, LinuxNamespaceType::Uts)
     {
@@ -248,10 +291,11 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
         if !offsets.is_empty() && !new_namespace(spec, LinuxNamespaceType::Time) {
             bail!("linux.timeOffsets: time offsets need a new time namespace");
         }
-        for k in offsets.keys() {
+        for (k, o) in offsets {
             if k != "monotonic" && k != "boottime" {
                 bail!("linux.timeOffsets.{k}: unknown clock (expected monotonic or boottime)");
             }
+            check_time_offset(k, o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0))?;
         }
     }
     for (i, m) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
@@ -325,6 +369,92 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf> {
     Ok(rootfs)
 }
 
+/// A namespace file to join must be a namespace, of the kind its entry names: setns would
+/// otherwise fail later with a bare EINVAL.
+fn check_namespace_file(p: &Path, t: LinuxNamespaceType) -> Result<()> {
+    use nix::fcntl::OFlag;
+    let fd = crate::sys::open(
+        p,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| anyhow!("open: {e}"))?;
+    let want = crate::namespaces::clone_flag(t).bits();
+    match crate::sys::ns_type(std::os::fd::AsFd::as_fd(&fd)) {
+        Ok(got) if got == want => Ok(()),
+        Ok(got) => {
+            let kind = [
+                LinuxNamespaceType::Mount,
+                LinuxNamespaceType::Cgroup,
+                LinuxNamespaceType::Uts,
+                LinuxNamespaceType::Ipc,
+                LinuxNamespaceType::User,
+                LinuxNamespaceType::Pid,
+                LinuxNamespaceType::Network,
+                LinuxNamespaceType::Time,
+            ]
+            .into_iter()
+            .find(|k| crate::namespaces::clone_flag(*k).bits() == got)
+            .map_or("unknown", ns_name);
+            bail!("a {kind} namespace, not a {} namespace", ns_name(t))
+        }
+        Err(nix::errno::Errno::ENOTTY | nix::errno::Errno::EINVAL) => {
+            bail!(
+                "not a namespace (expected a {} namespace file such as /proc/PID/ns/{})",
+                ns_name(t),
+                crate::namespaces::proc_file(t)
+            )
+        }
+        Err(e) => bail!("cannot tell its namespace type: {e}"),
+    }
+}
+
+/// The kernel's bounds for a time namespace offset (kernel/time/namespace.c): nanoseconds
+/// below one second, seconds within half of KTIME_SEC_MAX either way, and a clock that
+/// does not go below zero (its value now plus the offset).
+fn check_time_offset(clock: &str, secs: i64, nanos: u32) -> Result<()> {
+    const HALF_KTIME_SEC_MAX: i64 = i64::MAX / 1_000_000_000 / 2;
+    let f = format!("linux.timeOffsets.{clock}");
+    if nanos >= 1_000_000_000 {
+        bail!("{f}.nanosecs: {nanos} is not below one second (1000000000)");
+    }
+    if !(-HALF_KTIME_SEC_MAX..=HALF_KTIME_SEC_MAX).contains(&secs) {
+        bail!("{f}.secs: {secs} is outside the kernel's range of ±{HALF_KTIME_SEC_MAX}");
+    }
+    let id = if clock == "boottime" {
+        libc::CLOCK_BOOTTIME
+    } else {
+        libc::CLOCK_MONOTONIC
+    };
+    if let Some(now) = crate::sys::clock_secs(id) {
+        if now.saturating_add(secs) < 0 {
+            bail!("{f}.secs: {secs} would put the clock below zero (it reads {now} s now)");
+        }
+    }
+    Ok(())
+}
+
+/// At most this much of a user's string is echoed back in an error.
+fn shown(s: &str) -> String {
+    if s.len() <= 64 {
+        return format!("{s:?}");
+    }
+    let mut end = 64;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}... ({} bytes)", &s[..end], s.len())
+}
+
+/// The kernel's fs.nr_open: no open-file limit may exceed it, whatever the capabilities.
+fn nr_open() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Checks a process (config.json's, or an exec's); `at` is the JSON path it sits at
 /// ("process." or "" for a process.json of its own).
 pub fn check_process(p: &oci_spec::runtime::Process, at: &str) -> Result<()> {
@@ -332,12 +462,40 @@ pub fn check_process(p: &oci_spec::runtime::Process, at: &str) -> Result<()> {
         Some([first, ..]) if !first.is_empty() => {}
         _ => bail!("{at}args: must name the program to run"),
     }
+    for (i, a) in p.args().as_deref().unwrap_or(&[]).iter().enumerate() {
+        if a.contains('\0') {
+            bail!("{at}args[{i}]: contains a NUL byte");
+        }
+    }
+    let cwd = p.cwd().as_os_str().as_encoded_bytes();
+    if cwd.contains(&0) {
+        bail!("{at}cwd: contains a NUL byte");
+    }
+    // PATH_MAX and NAME_MAX: longer, and chdir fails with ENAMETOOLONG inside the container.
+    if cwd.len() >= 4096 {
+        bail!(
+            "{at}cwd: {} bytes, longer than the kernel's path limit of 4095 (PATH_MAX)",
+            cwd.len()
+        );
+    }
+    if let Some(c) = cwd.split(|&b| b == b'/').find(|c| c.len() > 255) {
+        bail!(
+            "{at}cwd: a component of {} bytes, longer than the kernel's limit of 255 (NAME_MAX)",
+            c.len()
+        );
+    }
     if !p.cwd().is_absolute() {
-        bail!("{at}cwd: {:?} is not an absolute path", p.cwd());
+        bail!(
+            "{at}cwd: {} is not an absolute path",
+            shown(&p.cwd().to_string_lossy())
+        );
     }
     for (i, e) in p.env().as_deref().unwrap_or(&[]).iter().enumerate() {
+        if e.contains('\0') {
+            bail!("{at}env[{i}]: contains a NUL byte");
+        }
         if !e.contains('=') || e.starts_with('=') {
-            bail!("{at}env[{i}]: {e:?} is not KEY=VALUE");
+            bail!("{at}env[{i}]: {} is not KEY=VALUE", shown(e));
         }
     }
     let mut seen = Vec::new();
@@ -352,6 +510,16 @@ pub fn check_process(p: &oci_spec::runtime::Process, at: &str) -> Result<()> {
                 r.soft(),
                 r.hard()
             );
+        }
+        if r.typ() == oci_spec::runtime::PosixRlimitType::RlimitNofile {
+            // No capability lifts this one: setrlimit fails with EPERM above it.
+            if let Some(max) = nr_open().filter(|&m| r.hard() > m) {
+                bail!(
+                    "{at}rlimits[{i}]: RLIMIT_NOFILE hard limit {} exceeds fs.nr_open ({max}), \
+                     the kernel's ceiling for open files",
+                    r.hard()
+                );
+            }
         }
     }
     if let Some(adj) = p.oom_score_adj() {

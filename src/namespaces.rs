@@ -175,7 +175,8 @@ impl Plan {
             for (clock, secs, nanos) in &self.time_offsets {
                 s.push_str(&format!("{clock} {secs} {nanos}\n"));
             }
-            std::fs::write("/proc/self/timens_offsets", s).context("write timens_offsets")?;
+            std::fs::write("/proc/self/timens_offsets", s)
+                .context("linux.timeOffsets: write /proc/self/timens_offsets")?;
         }
         Ok(())
     }
@@ -183,10 +184,23 @@ impl Plan {
     /// Writes uid_map, setgroups and gid_map of `pid`'s new user namespace (from the parent,
     /// which is privileged in the namespace's parent).
     pub fn write_id_maps(&self, pid: i32) -> Result<()> {
+        // The config checks catch overlaps and too many ranges; what is left for the kernel
+        // to refuse is mostly a host id that berth's own user namespace does not map.
+        let why = |e: std::io::Error| {
+            let hint = if e.raw_os_error() == Some(libc::EINVAL) {
+                " (the kernel refused the ranges: a host id not mapped in berth's own user \
+                 namespace, overlapping ranges, or more than 340 of them)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("{e}{hint}")
+        };
         std::fs::write(format!("/proc/{pid}/uid_map"), map_text(&self.uid_mappings))
-            .context("write uid_map")?;
+            .map_err(why)
+            .context("linux.uidMappings: write uid_map")?;
         std::fs::write(format!("/proc/{pid}/gid_map"), map_text(&self.gid_mappings))
-            .context("write gid_map")?;
+            .map_err(why)
+            .context("linux.gidMappings: write gid_map")?;
         Ok(())
     }
 

@@ -35,10 +35,12 @@ fn resource(t: PosixRlimitType) -> Resource {
 pub fn apply_rlimits(rlimits: &[PosixRlimit]) -> Result<()> {
     for (i, r) in rlimits.iter().enumerate() {
         setrlimit(resource(r.typ()), r.soft(), r.hard()).map_err(|e| {
-            let why = if e == nix::errno::Errno::EPERM {
-                " (raising a hard limit needs CAP_SYS_RESOURCE)"
-            } else {
+            let why = if e != nix::errno::Errno::EPERM {
                 ""
+            } else if r.typ() == oci_spec::runtime::PosixRlimitType::RlimitNofile {
+                " (above fs.nr_open, or raising a hard limit without CAP_SYS_RESOURCE)"
+            } else {
+                " (raising a hard limit needs CAP_SYS_RESOURCE)"
             };
             anyhow!(
                 "process.rlimits[{i}]: set {:?} to soft {} hard {}: {e}{why}",

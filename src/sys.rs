@@ -528,6 +528,28 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> nix::Result<(
     Errno::result(r).map(drop)
 }
 
+/// The kind of namespace `fd` refers to, as its CLONE_NEW* flag (ioctl NS_GET_NSTYPE, Linux
+/// 4.11); ENOTTY when `fd` is not a namespace at all.
+pub fn ns_type(fd: BorrowedFd) -> nix::Result<libc::c_int> {
+    // _IO(0xb7, 0x3) in linux/nsfs.h.
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: NS_GET_NSTYPE takes no argument and writes no memory; a bad fd is EBADF.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
+    Errno::result(r)
+}
+
+/// The whole seconds of clock `id` (CLOCK_MONOTONIC, CLOCK_BOOTTIME), None if the kernel
+/// has no such clock.
+pub fn clock_secs(id: libc::clockid_t) -> Option<i64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    let r = unsafe { libc::clock_gettime(id, &mut ts) };
+    (r == 0).then_some(ts.tv_sec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

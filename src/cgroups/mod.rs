@@ -45,6 +45,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
 
 pub mod bpf_devices;
 pub mod freezer;
@@ -118,6 +119,71 @@ pub trait Cgroup {
     /// v2 since Linux 5.14), so a fork racing the kill cannot escape. False: not available.
     fn kill_atomic(&self) -> Result<bool> {
         Ok(false)
+    }
+    /// The memory the cgroup's tasks are charged for, in bytes; None without a memory
+    /// controller.
+    fn memory_usage(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+}
+
+/// Splits `r` into what is written before the container's processes exist and its memory
+/// limit (`limit` and `swap`), which waits for `apply_memory_limit`: with the limit in
+/// place before init, an init that needs more than the limit (8192 bytes, or 1) stalls in
+/// the kernel's OOM handling halfway through its setup (forever with disableOOMKiller) or
+/// is OOM-killed, and the runtime could only report a lost socket. runc too writes the
+/// limit once init is ready.
+pub fn split_memory_limit(r: &LinuxResources) -> (LinuxResources, Option<LinuxResources>) {
+    let Some(m) = r.memory().as_ref() else {
+        return (r.clone(), None);
+    };
+    if m.limit().is_none() && m.swap().is_none() {
+        return (r.clone(), None);
+    }
+    let mut early = r.clone();
+    let mut rest = *m;
+    rest.set_limit(None);
+    rest.set_swap(None);
+    early.set_memory(Some(rest));
+    let mut late_mem = oci_spec::runtime::LinuxMemory::default();
+    late_mem.set_limit(m.limit());
+    late_mem.set_swap(m.swap());
+    let mut late = LinuxResources::default();
+    late.set_memory(Some(late_mem));
+    (early, Some(late))
+}
+
+/// Writes the memory limit split off by `split_memory_limit`, once init is in the cgroup
+/// and waits for `start`. A limit below what the container already uses fails, naming the
+/// field, rather than have the kernel reclaim what it cannot (v1 refuses with EBUSY, v2
+/// OOM-kills init).
+pub fn apply_memory_limit(cg: &dyn Cgroup, late: &LinuxResources) -> Result<()> {
+    let limit = late
+        .memory()
+        .as_ref()
+        .and_then(|m| m.limit())
+        .filter(|&l| l > 0);
+    let below = |usage: u64| {
+        anyhow!(
+            "linux.resources.memory.limit: {} is below the container's current usage of \
+             {usage} bytes",
+            limit.unwrap_or(0)
+        )
+    };
+    if let (Some(l), Some(usage)) = (limit, cg.memory_usage()?) {
+        if usage > l.unsigned_abs() {
+            return Err(below(usage));
+        }
+    }
+    match cg.apply(late) {
+        // The kernel's limit is whole pages, and usage moves: it may still not fit.
+        Err(e) if limit.is_some() && resources::errno_of(&e) == Some(Errno::EBUSY) => {
+            match cg.memory_usage() {
+                Ok(Some(usage)) => Err(below(usage)),
+                _ => Err(e),
+            }
+        }
+        r => r,
     }
 }
 
@@ -246,6 +312,51 @@ pub fn signal_all(cg: &dyn Cgroup, sig: Signal) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// SIGKILLs every process of the cgroup and waits until none is left, failing at
+/// `deadline`. One pass (or cgroup.kill) ends a usual container. A container without a pid
+/// namespace that forks as fast as it is killed (a fork bomb under pids.max: each kill frees
+/// a slot that a sibling takes at once) outlives pid-by-pid passes, so a cgroup still
+/// populated after a few of them is frozen, every pid in it killed while none can fork, and
+/// thawed so the kills take effect, round after round until it is empty. A paused
+/// container is thawed too: on v1 frozen tasks die only once thawed.
+pub fn kill_all(cg: &dyn Cgroup, deadline: Instant) -> Result<()> {
+    // A cgroup that cannot be listed (gone, or not ours) has nothing to kill; a failed kill
+    // shows as processes still listed.
+    let left = || cg.pids().map(|p| p.len()).unwrap_or(0);
+    let mut nap = Duration::from_micros(200);
+    let mut round = 0u32;
+    loop {
+        if left() == 0 {
+            return Ok(());
+        }
+        if !cg.kill_atomic().unwrap_or(false) {
+            if round >= 3 {
+                // A freeze that fails (a task that cannot stop) still leaves the kill pass.
+                let _ = cg.freeze();
+            }
+            let _ = signal_all(cg, Signal::SIGKILL);
+            let _ = cg.thaw();
+        }
+        // Killed tasks leave the cgroup a moment after the signal.
+        let wait_until = Instant::now() + Duration::from_millis(if round >= 3 { 100 } else { 5 });
+        loop {
+            let n = left();
+            if n == 0 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{n} processes of the container are left after SIGKILL");
+            }
+            if Instant::now() > wait_until {
+                break;
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(10));
+        }
+        round += 1;
+    }
 }
 
 /// One cgroup mount from mountinfo.
@@ -595,6 +706,19 @@ fn write_file(path: &Path, value: &str) -> Result<()> {
         bail!("short write of {value:?} to {}", path.display());
     }
     Ok(())
+}
+
+/// A memory usage file's bytes; None when there is no such file (no memory controller).
+fn memory_usage_file(path: &Path) -> Result<Option<u64>> {
+    match read_file(path) {
+        Ok(t) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .with_context(|| format!("parse {}", path.display())),
+        Err(e) if is_errno(&e, Errno::ENOENT) || is_errno(&e, Errno::ENODEV) => Ok(None),
+        Err(e) => Err(errno(e)).with_context(|| format!("read {}", path.display())),
+    }
 }
 
 fn add_pid(dir: &Dir, pid: i32) -> Result<()> {

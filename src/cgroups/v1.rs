@@ -157,4 +157,11 @@ impl Cgroup for V1 {
     fn oom_kills(&self) -> Result<u64> {
         super::stats::oom_kill_count_v1(&self.controller_dir("memory")?)
     }
+
+    fn memory_usage(&self) -> Result<Option<u64>> {
+        let Ok(dir) = self.controller_dir("memory") else {
+            return Ok(None);
+        };
+        super::memory_usage_file(&dir.join("memory.usage_in_bytes"))
+    }
 }

@@ -71,6 +71,10 @@ impl Cgroup for V2 {
         super::stats::oom_kill_count_v2(&self.dir.path())
     }
 
+    fn memory_usage(&self) -> Result<Option<u64>> {
+        super::memory_usage_file(&self.dir.path().join("memory.current"))
+    }
+
     fn kill_atomic(&self) -> Result<bool> {
         let f = self.dir.path().join("cgroup.kill");
         if !f.exists() {

@@ -40,7 +40,10 @@ impl Drop for Undo {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
         }
         if let Some(cg) = &self.cgroup {
-            let _ = cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            if let Err(e) = cgroups::kill_all(cg.as_ref(), deadline) {
+                log::warn(&format!("undo create: {e:#}"));
+            }
             if let Err(e) = cg.destroy() {
                 log::warn(&format!("undo create: remove cgroup: {e:#}"));
             }
@@ -227,10 +230,12 @@ fn create_bundle(
     let cgroup_v2 = matches!(cgroup_sources.as_slice(), [(name, _)] if name.is_empty());
     undo.cgroup = Some(cg);
     // Always: the device policy (deny all but the defaults) applies to every container.
+    let (resources, memory_limit) =
+        cgroups::split_memory_limit(&cgroups::effective_resources(linux));
     undo.cgroup
         .as_deref()
         .expect("set above")
-        .apply(&cgroups::effective_resources(linux))?;
+        .apply(&resources)?;
     // Init placed in a frozen cgroup stops before it can answer, and create would wait for
     // it forever (runc 1.1.5 does): refuse the cgroup instead.
     if undo
@@ -275,6 +280,9 @@ fn create_bundle(
     })?;
     let pid = launched.pid;
     undo.pid = Some(pid);
+    if let Some(m) = &memory_limit {
+        cgroups::apply_memory_limit(undo.cgroup.as_deref().expect("set above"), m)?;
+    }
     if let Some(g) = &undo.resctrl {
         // Init waits on the exec fifo: the user's program starts in the group.
         g.add_task(pid)?;
@@ -398,9 +406,9 @@ pub fn kill(store: &Store, id: &str, sig: Option<Signal>, all: bool) -> Result<(
         // As runc: `kill --all` signals whatever is left in the cgroup, and a stopped
         // container with nothing left is no error (containerd sends it after the task ended).
         return match (sig, c.cgroup()) {
-            (Some(sig), Ok(cg)) if cg.pids().is_ok() => {
-                crate::cgroups::signal_all(cg.as_ref(), sig).with_context(|| format!("kill {id}"))
-            }
+            (Some(sig), Ok(cg)) if cg.pids().is_ok() => c
+                .signal(Some(sig), true)
+                .with_context(|| format!("kill {id}")),
             _ => Ok(()),
         };
     }
@@ -438,27 +446,41 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     store.check_root().with_context(|| format!("delete {id}"))?;
     // The lock first, then the state: a create of this id in flight holds the lock until
     // its state is complete, and what it saved is what gets deleted.
-    let _lock = match super::check_id(id).map(|()| super::state_dir(&store.root, id)) {
-        Ok(dir) if dir.is_dir() => match store.lock(&dir) {
-            Ok(l) => Some(l),
-            // Removed meanwhile: the create failed and undid itself.
-            Err(_) if !dir.exists() => None,
-            Err(e) => return Err(e.context(format!("delete {id}"))),
-        },
-        _ => None,
-    };
-    let c = match store.load(id) {
-        Ok(c) => c,
-        // As runc: a forced delete of what is not there succeeds (engines call it after a
-        // plain delete), and clears a state directory a crashed create left without a state.
-        Err(_) if force && super::check_id(id).is_ok() && !store.has_state(id) => {
-            store.remove_leftover(id);
-            return Ok(());
+    let dir = super::check_id(id).map(|()| super::state_dir(&store.root, id));
+    let mut tries = 0;
+    let (_lock, c) = loop {
+        tries += 1;
+        let lock = match &dir {
+            Ok(dir) if dir.is_dir() => match store.lock(dir) {
+                Ok(l) => Some(l),
+                // Removed meanwhile: the create failed and undid itself.
+                Err(_) if !dir.exists() => None,
+                Err(e) => return Err(e.context(format!("delete {id}"))),
+            },
+            _ => None,
+        };
+        let loaded = store.load(id);
+        // No directory when we looked, one now: a create of this id began in between.
+        // Its lock (held until its state is complete) is the one to wait for.
+        if lock.is_none() && tries < 3 && dir.as_ref().is_ok_and(|d| d.is_dir()) {
+            continue;
         }
-        Err(e) => return Err(e.context(format!("delete {id}"))),
+        match loaded {
+            Ok(c) => break (lock, c),
+            // As runc: a forced delete of what is not there succeeds (engines call it after
+            // a plain delete), and clears a state directory a crashed create left without a
+            // state.
+            Err(_) if force && dir.is_ok() && !store.has_state(id) => {
+                store.remove_leftover(id);
+                return Ok(());
+            }
+            Err(e) => return Err(e.context(format!("delete {id}"))),
+        }
     };
     match c.status() {
-        Status::Stopped => {}
+        // Init is gone, but without a pid namespace its children may not be (nor the
+        // processes of a create abandoned midway): the cgroup cannot go while they run.
+        Status::Stopped => c.kill_and_wait().with_context(|| format!("delete {id}"))?,
         // A created container never ran the user's program: deleting it is what undoes create.
         Status::Created => c.kill_and_wait().with_context(|| format!("delete {id}"))?,
         s if force => {

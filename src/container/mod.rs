@@ -174,6 +174,12 @@ impl Container {
     /// 0, the liveness probe (init's: the status check already looked at the others).
     pub fn signal(&self, sig: Option<Signal>, all: bool) -> Result<()> {
         match sig {
+            // Every process ends, even in a container forking as fast as it is killed.
+            Some(Signal::SIGKILL) if all => {
+                let cg = self.cgroup()?;
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                crate::cgroups::kill_all(cg.as_ref(), deadline)
+            }
             Some(sig) if all => {
                 let cg = self.cgroup()?;
                 crate::cgroups::signal_all(cg.as_ref(), sig)
@@ -187,35 +193,15 @@ impl Container {
         }
     }
 
-    /// Kills everything in the container and waits (up to 10 s) until init is gone.
-    /// Kills every process of the container and waits until they are gone: init, and
-    /// without a pid namespace everything else in its cgroup too. The usual case costs one
-    /// pass (or cgroup.kill); only a cgroup that still has processes a few rounds later (a
-    /// fork bomb under pids.max outruns pid-by-pid killing) is frozen, killed and thawed,
-    /// round after round until it is empty.
+    /// Kills every process of the container and waits (up to 10 s) until they are gone:
+    /// init, and without a pid namespace everything else in its cgroup too (see
+    /// `cgroups::kill_all`: a fork bomb is frozen, killed and thawed). Processes left in the
+    /// cgroup of a stopped container (init gone, its children not) are ended the same way.
     pub fn kill_and_wait(&self) -> Result<()> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let mut delay = std::time::Duration::from_micros(200);
         if let Ok(cg) = self.cgroup() {
-            let _ = crate::cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
-            // Frozen tasks only die once thawed (cgroup v1); a paused container's too.
-            let _ = cg.thaw();
-            let mut round = 0;
-            while !cg.pids().map(|p| p.is_empty()).unwrap_or(true) {
-                if std::time::Instant::now() > deadline {
-                    bail!("processes of the container are left after SIGKILL");
-                }
-                round += 1;
-                if round > 3 {
-                    let _ = cg.freeze();
-                    let _ = crate::cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
-                    let _ = cg.thaw();
-                } else {
-                    let _ = crate::cgroups::signal_all(cg.as_ref(), Signal::SIGKILL);
-                }
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(std::time::Duration::from_millis(20));
-            }
+            crate::cgroups::kill_all(cg.as_ref(), deadline)?;
         }
         if self.state.pid > 0 && self.status().has_process() {
             let _ = self.signal(Some(Signal::SIGKILL), false);

@@ -235,6 +235,13 @@ impl Cgroup for Systemd {
         self.v2.oom_kills()
     }
 
+    fn memory_usage(&self) -> Result<Option<u64>> {
+        if !self.ours() {
+            return Ok(None);
+        }
+        self.v2.memory_usage()
+    }
+
     fn kill_atomic(&self) -> Result<bool> {
         if !self.ours() {
             return Ok(true); // nothing of ours to kill
