@@ -15,6 +15,15 @@
 #   start        "start" alone    (prepare: the container is created)
 #   delete       "delete" alone   (prepare: the container ran and stopped)
 #   exec         "exec ID /bin/true" in the foreground (prepare: a container runs sleep)
+#   version      "--version": the start-up floor of the binary, no container
+#   state        "state" of a created container
+#   run          "run" of /bin/true in the foreground alone (it deletes the container itself)
+#   create+start+delete   the three verbs in a row, then "delete -f"
+#   seq-100      100 x create+start+delete -f in a row (BENCH_TPUT_N; BENCH_TPUT_RUNS runs)
+#   par-4x50     4 workers x 50 of them in parallel (BENCH_PAR_W x BENCH_PAR_N)
+#   peak RSS     GNU time's maximum resident set of "run" and of "create" (BENCH_RSS_REPS)
+# Beside them, the kernel's own floor: the exec of /bin/true (for --version and state)
+# and "unshare" of the five namespaces + chroot + /bin/true (for the run rows).
 # The runs of a measure are split into rounds; each round is one hyperfine call with
 # every runtime, and the order of the runtimes rotates from round to round, so drift in
 # the machine's load hits all of them alike.
@@ -37,6 +46,8 @@ SELF=$REPO/scripts/bench.sh
 RUNS=${BENCH_RUNS:-30}
 ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP:-3}
+TPUT_N=${BENCH_TPUT_N:-100} PAR_W=${BENCH_PAR_W:-4} PAR_N=${BENCH_PAR_N:-50}
+TPUT_RUNS=${BENCH_TPUT_RUNS:-3} RSS_REPS=${BENCH_RSS_REPS:-10}
 VIEW=${BENCH_CGROUP_VIEW:-auto}
 OUT=${BENCH_OUT:-$REPO/build/bench}
 RUN_TIMEOUT=10
@@ -48,7 +59,7 @@ note() { echo "# $*" >&2; }
 [ "$(id -u)" = 0 ] || die "must run as root"
 for t in hyperfine python3 unshare timeout; do command -v $t >/dev/null || die "needs $t (make deps)"; done
 [ -r "$SECCOMP_PROFILE" ] || die "needs $SECCOMP_PROFILE (make deps)"
-case $RUNS$ROUNDS$WARMUP in *[!0-9]*) die "BENCH_RUNS, BENCH_ROUNDS and BENCH_WARMUP must be numbers" ;; esac
+case $RUNS$ROUNDS$WARMUP$TPUT_N$PAR_W$PAR_N$TPUT_RUNS$RSS_REPS in *[!0-9]*) die "BENCH_* counts must be numbers" ;; esac
 if [ "$RUNS" -lt 1 ] || [ "$ROUNDS" -lt 1 ]; then die "BENCH_RUNS and BENCH_ROUNDS must be at least 1"; fi
 [ "$ROUNDS" -le "$RUNS" ] || ROUNDS=$RUNS
 
@@ -286,6 +297,7 @@ $R delete -f $id-l >/dev/null 2>&1
 $R delete -f $id-s >/dev/null 2>&1
 $R delete -f $id >/dev/null 2>&1
 $R delete -f $id-x >/dev/null 2>&1
+$R delete -f $id-c >/dev/null 2>&1
 exit 0
 EOF
   cat > "$h/running.sh" <<EOF
@@ -308,6 +320,29 @@ while [ \$n -lt 1000 ]; do
 done
 exit 3
 EOF
+  cat > "$h/csd.sh" <<EOF
+$R create --bundle $B $id-c </dev/null >/dev/null 2>&1 || exit 1
+$R start $id-c >/dev/null 2>&1 || { $R delete -f $id-c >/dev/null 2>&1; exit 2; }
+$R delete -f $id-c >/dev/null 2>&1
+EOF
+  # usage: tput.sh N TAG: N x create+start+delete -f of distinct ids, in a row
+  cat > "$h/tput.sh" <<EOF
+k=0 rc=0
+while [ \$k -lt \$1 ]; do
+  $R create --bundle $B $id-t\$2-\$k </dev/null >/dev/null 2>&1 || rc=1
+  $R start $id-t\$2-\$k >/dev/null 2>&1 || rc=1
+  $R delete -f $id-t\$2-\$k >/dev/null 2>&1 || rc=1
+  k=\$((k+1))
+done
+exit \$rc
+EOF
+  # usage: par.sh WORKERS N
+  cat > "$h/par.sh" <<EOF
+pids="" w=0 rc=0
+while [ \$w -lt \$1 ]; do sh $h/tput.sh \$2 p\$w & pids="\$pids \$!"; w=\$((w+1)); done
+for p in \$pids; do wait \$p || rc=1; done
+exit \$rc
+EOF
   # functional check: run, then create / start / (stopped) / delete
   err=""
   if ! probe "$i"; then err="run failed: $(tail -1 "$WORK/probe-$l.log")"
@@ -322,12 +357,12 @@ done
 # ------------------------------------------------------------------ measuring
 # measure NAME VERB PREPARE: VERB is "run" (sh run_delete.sh) or a runtime verb
 measure() {
-  local name=$1 verb=$2 prep=$3 n=${#OK[@]} per r k i l w
-  per=$(( (RUNS + ROUNDS - 1) / ROUNDS ))
-  note "$name: ${n} runtimes x $ROUNDS rounds x $per runs"
-  for r in $(seq 0 $((ROUNDS - 1))); do
+  local name=$1 verb=$2 prep=$3 runs=${4:-$RUNS} rounds=${5:-$ROUNDS} n=${#OK[@]} per r k i l w
+  per=$(( (runs + rounds - 1) / rounds ))
+  note "$name: ${n} runtimes x $rounds rounds x $per runs"
+  for r in $(seq 0 $((rounds - 1))); do
     local -a a=()
-    w=0; [ "$r" = 0 ] && w=$WARMUP
+    w=0; [ "$r" = 0 ] && [ "$runs" = "$RUNS" ] && w=$WARMUP
     for k in $(seq 0 $((n - 1))); do
       i=${OK[$(( (k + r) % n ))]}; l=${LABELS[$i]}
       a+=(--prepare "sh $WORK/h/$l/$prep.sh" -n "$l")
@@ -337,6 +372,11 @@ measure() {
         run-seccomp) a+=("sh $WORK/h/$l/run_delete_seccomp.sh") ;;
         create) a+=("${BINS[$i]} --root $WORK/root-$l create --bundle $B bench-$l") ;;
         exec) a+=("${BINS[$i]} --root $WORK/root-$l exec bench-$l-x /bin/true") ;;
+        version) a+=("${BINS[$i]} --version") ;;
+        run-only) a+=("${BINS[$i]} --root $WORK/root-$l run --bundle $B bench-$l-r") ;;
+        csd) a+=("sh $WORK/h/$l/csd.sh") ;;
+        seq) a+=("sh $WORK/h/$l/tput.sh $TPUT_N s") ;;
+        par) a+=("sh $WORK/h/$l/par.sh $PAR_W $PAR_N") ;;
         *) a+=("${BINS[$i]} --root $WORK/root-$l $verb bench-$l") ;;
       esac
     done
@@ -353,6 +393,40 @@ measure create create absent
 measure start start created
 measure delete delete stopped
 measure exec exec running
+measure version version absent
+measure state state created
+measure run run-only absent
+measure create+start+delete csd absent
+measure "seq-$TPUT_N" seq absent "$TPUT_RUNS" "$TPUT_RUNS"
+measure "par-${PAR_W}x$PAR_N" par absent "$TPUT_RUNS" "$TPUT_RUNS"
+
+# the kernel's floor, in the same conditions: exec of /bin/true; the five namespaces, a
+# chroot into the bundle's rootfs and /bin/true there
+note "kernel floor: $ROUNDS rounds"
+for r in $(seq 0 $((ROUNDS - 1))); do
+  hyperfine -N -i --style none --warmup "$WARMUP" --runs $(( (RUNS + ROUNDS - 1) / ROUNDS )) \
+    --export-json "$OUT/floor.$r.json" -n exec /bin/true \
+    -n namespaces "unshare -m -u -i -n -p -f --mount-proc chroot $B/rootfs /bin/true" \
+    >>"$WORK/hyperfine.log" 2>&1 || note "kernel floor round $r: hyperfine failed"
+done
+
+# peak RSS (GNU time's maximum resident set, KiB) of "run" and "create", interleaved
+RSS=$OUT/rss.tsv
+: > "$RSS"
+if [ -x /usr/bin/time ]; then
+  note "peak RSS: $RSS_REPS reps"
+  for rep in $(seq 1 "$RSS_REPS"); do
+    for i in "${OK[@]}"; do
+      l=${LABELS[$i]} R="${BINS[$i]} --root $WORK/root-$l"
+      /usr/bin/time -f "$l	run	%M" -a -o "$RSS" timeout -s KILL "$RUN_TIMEOUT" $R run --bundle "$B" "bench-$l-m" </dev/null >/dev/null 2>&1 || true
+      $R delete -f "bench-$l-m" >/dev/null 2>&1 || true
+      /usr/bin/time -f "$l	create	%M" -a -o "$RSS" $R create --bundle "$B" "bench-$l-m" </dev/null >/dev/null 2>&1 || true
+      $R delete -f "bench-$l-m" >/dev/null 2>&1 || true
+    done
+  done
+else
+  note "no /usr/bin/time: peak RSS left out (make deps)"
+fi
 
 # ------------------------------------------------------------------ report
 labels=()
@@ -361,10 +435,12 @@ for i in "${OK[@]}"; do labels+=("${LABELS[$i]}"); done
   echo "# berth benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ): $(uname -r), $(nproc) cpus, cgroup view $VIEW, load $(cut -d' ' -f1-3 /proc/loadavg)"
   for i in "${OK[@]}"; do echo "# ${LABELS[$i]} = ${BINS[$i]}"; done
   echo "# $RUNS runs per measure and runtime in $ROUNDS interleaved rounds (+$WARMUP warmup), hyperfine -N; times are medians"
-  python3 - "$OUT" "${labels[@]}" <<'PY'
+  python3 - "$OUT" "$TPUT_N" "${PAR_W}x$PAR_N" "${labels[@]}" <<'PY'
 import glob, json, os, statistics, sys
-out, labels = sys.argv[1], sys.argv[2:]
-measures = ["run+delete", "run+delete-limits", "run+delete-seccomp", "create", "start", "delete", "exec"]
+out, tput, par, labels = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+measures = ["version", "state", "create", "start", "delete", "exec", "run", "run+delete",
+            "run+delete-limits", "run+delete-seccomp", "create+start+delete",
+            "seq-" + tput, "par-" + par]
 med, fails = {}, {}
 for m in measures:
     for f in sorted(glob.glob(os.path.join(out, m + ".*.json"))):
@@ -404,6 +480,34 @@ def cost(l):
     a, b = ms("run+delete-seccomp", l), ms("run+delete", l)
     return "-" if a is None or b is None else "%+.1f ms" % (a - b)
 print("seccomp cost: " + ", ".join("%s %s" % (l, cost(l)) for l in labels))
+floor = {}
+for f in sorted(glob.glob(os.path.join(out, "floor.*.json"))):
+    for r in json.load(open(f))["results"]:
+        floor.setdefault(r["command"], []).extend(r["times"])
+def fl(n):
+    return statistics.median(floor[n]) * 1e3 if floor.get(n) else None
+def beside(n, m):
+    f = fl(n)
+    if f is None:
+        return "-"
+    return "%.2f ms (%s)" % (f, ", ".join("%s/floor %.1f" % (l, ms(m, l) / f) for l in labels if ms(m, l)))
+print("kernel floor: exec of /bin/true %s beside version; five namespaces + chroot + true %s beside run"
+      % (beside("exec", "version"), beside("namespaces", "run")))
+rss = {}
+path = os.path.join(out, "rss.tsv")
+if os.path.exists(path):
+    for line in open(path):
+        f = line.rstrip("\n").split("\t")
+        if len(f) == 3 and f[2].isdigit():
+            rss.setdefault((f[0], f[1]), []).append(int(f[2]))
+for op in ("run", "create"):
+    vals = {l: statistics.median(rss[(l, op)]) for l in labels if rss.get((l, op))}
+    if not vals:
+        continue
+    line = ", ".join("%s %.0f KiB" % (l, v) for l, v in vals.items())
+    if base in vals:
+        line += "; " + ", ".join("%s/%s %.2f" % (base, o, vals[base] / vals[o]) for o in others if o in vals)
+    print("peak RSS of %s: %s" % (op, line))
 PY
 } | tee "$OUT/table.txt"
 echo "# raw hyperfine results: $OUT" >&2

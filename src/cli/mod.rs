@@ -52,7 +52,10 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Each verb's arguments are built only when that verb is parsed (or its help shown): every
+// call pays for one parser, not fifteen (issue 16: most of berth's user-space start-up).
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a container: set it up and leave its process waiting for `start`.
     Create(CreateArgs),

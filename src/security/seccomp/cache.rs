@@ -166,7 +166,12 @@ fn exe_identity() -> String {
 
 /// Which libseccomp file is mapped: distributions patch it (new system call names) without
 /// changing the version it reports. /proc/self/maps gives its device, inode and path.
+/// Linked statically (.cargo/config.toml, issue 16) it is part of the executable, which
+/// `exe_identity` names: then there is nothing to read.
 fn libseccomp_identity() -> String {
+    if libseccomp_static() {
+        return "static".to_string();
+    }
     let Ok(maps) = fs::read_to_string("/proc/self/maps") else {
         return String::new();
     };
@@ -174,6 +179,11 @@ fn libseccomp_identity() -> String {
         .find(|l| l.contains("/libseccomp.so"))
         .map(|l| l.split_whitespace().skip(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
+}
+
+/// libseccomp-sys's link type, as cargo passed it to this build.
+pub(super) fn libseccomp_static() -> bool {
+    option_env!("LIBSECCOMP_LINK_TYPE") == Some("static")
 }
 
 /// FNV-1a, 64 bits: stable across builds and platforms, unlike std's DefaultHasher.
