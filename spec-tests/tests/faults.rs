@@ -246,16 +246,11 @@ fn procs_in_cgroup(cgroups_path: &str) -> Vec<i32> {
 fn forkbomb() -> &'static std::path::Path {
     static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
-        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("attack/forkbomb.c");
-        let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("forkbomb");
-        let st = std::process::Command::new("cc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("run cc (make deps installs gcc and libc6-dev)");
-        assert!(st.success(), "cc -static {} failed", src.display());
-        out
+        build_static_c(
+            "attack/forkbomb.c",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
+            "forkbomb",
+        )
     })
 }
 
