@@ -104,13 +104,7 @@ pub fn setup_process(l: &Launch, plan: &Plan, s1: OwnedFd, s2: OwnedFd) -> ! {
 }
 
 fn has_bind_mounts(spec: &oci_spec::runtime::Spec) -> bool {
-    spec.mounts().iter().flatten().any(|m| {
-        m.typ().as_deref() == Some("bind")
-            || m.options()
-                .iter()
-                .flatten()
-                .any(|o| o == "bind" || o == "rbind")
-    })
+    spec.mounts().iter().flatten().any(rootfs::mount::is_bind)
 }
 
 /// A child of the setup process that keeps the host's user namespace (and so its root's

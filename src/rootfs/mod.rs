@@ -99,9 +99,7 @@ pub fn prepare(s: &mut Setup) -> Result<OwnedFd> {
             .iter()
             .any(|o| names.contains(&o.as_str()))
     };
-    let dev_is_bind = mounts.iter().any(|m| {
-        is_dev(m) && (m.typ().as_deref() == Some("bind") || has_option(m, &["bind", "rbind"]))
-    });
+    let dev_is_bind = mounts.iter().any(|m| is_dev(m) && mount::is_bind(m));
     // A read-only /dev (not a bind) is mounted writable and made read-only once its
     // devices, links and submounts (/dev/pts, /dev/shm, ...) are in place, as runc does:
     // their mount points and nodes must be made in it first.

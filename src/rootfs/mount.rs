@@ -175,7 +175,7 @@ pub fn check_mount(m: &Mount) -> Result<()> {
     }
     let o = parse_options(opts);
     if wants_idmap(m) {
-        if !(o.bind || m.typ().as_deref() == Some("bind")) {
+        if !is_bind(m) {
             bail!("options: id-mapped mounts (idmap, ridmap, uidMappings) are bind mounts only");
         }
         for (field, maps) in [
@@ -196,7 +196,7 @@ pub fn check_mount(m: &Mount) -> Result<()> {
     if o.tmpcopyup && typ != "tmpfs" {
         bail!("options: \"tmpcopyup\" applies to tmpfs mounts only, not {typ:?}");
     }
-    if (o.bind || typ == "bind") && m.source().is_none() {
+    if is_bind(m) && m.source().is_none() {
         bail!("source: a bind mount needs a source");
     }
     let dest = clean(m.destination());
@@ -204,7 +204,7 @@ pub fn check_mount(m: &Mount) -> Result<()> {
         bail!("destination: cannot mount over the container's root");
     }
     // A bind spelt only in the options is a bind all the same.
-    check_proc_destination(&dest, if o.bind { "bind" } else { typ })
+    check_proc_destination(&dest, if is_bind(m) { "bind" } else { typ })
 }
 
 fn check_proc_destination(dest: &Path, typ: &str) -> Result<()> {
@@ -438,6 +438,16 @@ fn refuse_non_directory(root: BorrowedFd, dest: &Path, typ: &str) -> Result<()> 
     Ok(())
 }
 
+/// Whether the entry is a bind mount: type "bind", or "bind"/"rbind" among its options
+/// (Docker and Podman spell it either way; runc takes both).
+pub fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
 /// Whether the mount asks for an id-mapped mount: `idmap`/`ridmap`, or mappings of its own.
 pub fn wants_idmap(m: &Mount) -> bool {
     m.uid_mappings().is_some()
@@ -538,8 +548,7 @@ pub fn open_bind_sources(
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let o = parse_options(m.options().as_deref().unwrap_or(&[]));
-            if !(o.bind || m.typ().as_deref() == Some("bind")) {
+            if !is_bind(m) {
                 return Ok(None);
             }
             let src = m.source().as_ref().expect("checked: bind has a source");
@@ -570,7 +579,7 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount, source: Option<BorrowedFd>) ->
     let attrs = mount_attrs(flags, o.cleared);
     let mounted = if typ == "cgroup" || typ == "cgroup2" {
         mount_cgroup(ctx, dest, flags)?
-    } else if o.bind || typ == "bind" {
+    } else if is_bind(m) {
         let src = m.source().as_ref().expect("checked: bind has a source");
         let src = if src.is_absolute() {
             src.clone()
