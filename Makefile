@@ -14,6 +14,9 @@
 #                     their systemd settings: one vm-run --systemd boot (RUNTIME=...)
 #   make test-terminal  run, a resize and exec -t in a pty: Colossal Cave Adventure (RUNTIME=...)
 #   make test-engines Podman, containerd (ctr) and Docker driving the runtime end to end (RUNTIME=...)
+#   make test-rootless  rootless: an ordinary user (made by the test) runs containers with the
+#                     runtime, then rootless Podman does; ends "rootless: N passed, M failed"
+#                     (integration/rootless; RUNTIME=...)
 #   make test-cri     containerd's CRI with the runtime as a RuntimeClass handler: a pod through
 #                     the kubelet's calls (integration/cri; RUNTIME=...)
 #   make demo         Colossal Cave Adventure in a container, in this terminal (RUNTIME=...)
@@ -31,7 +34,7 @@ RUNTIME ?= $(BERTH)
 RUNC ?= /usr/sbin/runc
 BENCH_RUNTIMES ?= berth=$(BERTH) crun=crun runc=runc
 
-.PHONY: all deps build build-cri test test-unit test-spec test-bad-input test-faults test-runc test-cgroupv2 test-cgroups test-systemd test-terminal test-engines test-cri demo bench bench-cri bench-systemd lint clean
+.PHONY: all deps build build-cri test test-unit test-spec test-bad-input test-faults test-runc test-cgroupv2 test-cgroups test-systemd test-terminal test-engines test-rootless test-cri demo bench bench-cri bench-systemd lint clean
 
 all: build
 
@@ -62,6 +65,7 @@ test: deps build build-cri
 	CARGO=$(CARGO) bash scripts/test-systemd.sh $(BERTH)
 	bash integration/terminal/run.sh $(BERTH)
 	bash integration/engines/run.sh $(BERTH)
+	bash integration/rootless/run.sh $(BERTH)
 	CRI_BIN=$(CRI_BIN) bash integration/cri/run.sh $(BERTH)
 	RUNTIME=$(BERTH) $(CARGO) test --release -p spec-tests --test bad_input -- --nocapture
 
@@ -96,6 +100,9 @@ test-terminal: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 
 test-engines: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
 	bash integration/engines/run.sh $(RUNTIME)
+
+test-rootless: deps $(if $(filter $(BERTH),$(RUNTIME)),build)
+	bash integration/rootless/run.sh $(RUNTIME)
 
 test-cri: deps build-cri $(if $(filter $(BERTH),$(RUNTIME)),build)
 	CRI_BIN=$(CRI_BIN) bash integration/cri/run.sh $(RUNTIME)

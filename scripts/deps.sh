@@ -25,6 +25,7 @@ WANT=(
   docker.io:/usr/sbin/dockerd
   protobuf-compiler:protoc
   containernetworking-plugins:/usr/lib/cni/loopback
+  uidmap:newuidmap
 )
 
 have() {

@@ -23,6 +23,7 @@ mod notify;
 mod process;
 mod resctrl;
 mod rootfs;
+mod rootless;
 mod sched;
 mod security;
 mod sys;

@@ -51,7 +51,7 @@ pub fn open_of_process(spec: &Spec, pid: i32) -> Result<Vec<(LinuxNamespaceType,
         .map(|n| n.typ())
         .collect();
     // Each type appears once: the bundle check refuses duplicates.
-    types.sort_by_key(|t| *t == LinuxNamespaceType::User);
+    types.sort_by_key(|t| user_join_rank(*t));
     let mut out = Vec::with_capacity(types.len());
     for t in types {
         let path = format!("/proc/{pid}/ns/{}", proc_file(t));
@@ -64,6 +64,14 @@ pub fn open_of_process(spec: &Spec, pid: i32) -> Result<Vec<(LinuxNamespaceType,
         out.push((t, fd));
     }
     Ok(out)
+}
+
+/// Where the user namespace goes among the joins (sorted by this): last for a privileged
+/// runtime, so that it joins the others with the host's privileges; first for an
+/// unprivileged one, which may join the others only as the owner of the user namespace
+/// that owns them.
+fn user_join_rank(t: LinuxNamespaceType) -> bool {
+    (t == LinuxNamespaceType::User) == nix::unistd::geteuid().is_root()
 }
 
 /// Joins opened namespaces, in order (`Plan`'s, or those of `open_of_process`).
@@ -118,7 +126,7 @@ impl Plan {
                 None => new_flags |= clone_flag(ns.typ()),
             }
         }
-        joins.sort_by_key(|(t, _)| *t == LinuxNamespaceType::User);
+        joins.sort_by_key(|(t, _)| user_join_rank(*t));
         let mut time_offsets = Vec::new();
         if let Some(offs) = linux.and_then(|l| l.time_offsets().as_ref()) {
             for (clock, o) in offs {
@@ -195,12 +203,27 @@ impl Plan {
             };
             anyhow::anyhow!("{e}{hint}")
         };
-        std::fs::write(format!("/proc/{pid}/uid_map"), map_text(&self.uid_mappings))
-            .map_err(why)
-            .context("linux.uidMappings: write uid_map")?;
-        std::fs::write(format!("/proc/{pid}/gid_map"), map_text(&self.gid_mappings))
-            .map_err(why)
-            .context("linux.gidMappings: write gid_map")?;
+        match id_map_writer(&self.uid_mappings, &self.gid_mappings) {
+            MapWriter::Direct { deny_setgroups } => {
+                std::fs::write(format!("/proc/{pid}/uid_map"), map_text(&self.uid_mappings))
+                    .map_err(why)
+                    .context("linux.uidMappings: write uid_map")?;
+                if deny_setgroups {
+                    // An unprivileged user may map its own gid only once setgroups is
+                    // denied (user_namespaces(7)): else it could drop a group that denies
+                    // it access.
+                    std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+                        .context("linux.gidMappings: write setgroups")?;
+                }
+                std::fs::write(format!("/proc/{pid}/gid_map"), map_text(&self.gid_mappings))
+                    .map_err(why)
+                    .context("linux.gidMappings: write gid_map")?;
+            }
+            MapWriter::Helpers => {
+                run_map_helper("newuidmap", "linux.uidMappings", pid, &self.uid_mappings)?;
+                run_map_helper("newgidmap", "linux.gidMappings", pid, &self.gid_mappings)?;
+            }
+        }
         Ok(())
     }
 
@@ -209,6 +232,70 @@ impl Plan {
         let has0 = |m: &[LinuxIdMapping]| m.iter().any(|m| m.container_id() == 0);
         has0(&self.uid_mappings) && has0(&self.gid_mappings)
     }
+}
+
+/// Who writes a new user namespace's maps.
+#[derive(Debug, PartialEq, Eq)]
+enum MapWriter {
+    /// The runtime itself: privileged over the namespace's parent, or unprivileged and
+    /// mapping only its own uid and gid (then with setgroups denied).
+    Direct { deny_setgroups: bool },
+    /// newuidmap/newgidmap (setuid helpers of the uidmap package), which map the ranges
+    /// /etc/subuid and /etc/subgid grant the user: what an unprivileged user needs for more.
+    Helpers,
+}
+
+fn id_map_writer(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> MapWriter {
+    use nix::unistd::{getegid, geteuid};
+    if geteuid().is_root() {
+        // Root of this user namespace (the host's, or rootless Podman's): CAP_SETUID and
+        // CAP_SETGID over the new namespace's parent let it write any ranges it maps.
+        return MapWriter::Direct {
+            deny_setgroups: false,
+        };
+    }
+    let own = |m: &[LinuxIdMapping], id: u32| matches!(m, [one] if one.size() == 1 && one.host_id() == id);
+    if own(uid, geteuid().as_raw()) && own(gid, getegid().as_raw()) {
+        MapWriter::Direct {
+            deny_setgroups: true,
+        }
+    } else {
+        MapWriter::Helpers
+    }
+}
+
+/// Runs newuidmap or newgidmap for `pid` with `maps`; its own message (a range /etc/subuid
+/// does not grant, say) goes into the error.
+fn run_map_helper(helper: &str, field: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
+    let mut cmd = std::process::Command::new(helper);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = match cmd.stdin(std::process::Stdio::null()).output() {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "{field}: {helper} not found: an unprivileged user needs it (Debian's uidmap \
+             package) to map more than its own id"
+        ),
+        Err(e) => anyhow::bail!("{field}: run {helper}: {e}"),
+    };
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stderr);
+        let msg = msg.trim();
+        anyhow::bail!(
+            "{field}: {helper} failed ({}){}{msg} (the ranges must be the user's own and \
+             granted in /etc/sub{}id)",
+            out.status,
+            if msg.is_empty() { "" } else { ": " },
+            if helper == "newuidmap" { "u" } else { "g" }
+        );
+    }
+    Ok(())
 }
 
 fn map_text(maps: &[LinuxIdMapping]) -> String {

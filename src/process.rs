@@ -10,7 +10,7 @@ use nix::sys::resource::{setrlimit, Resource};
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{LinuxCapabilities, PosixRlimit, PosixRlimitType, Process};
 
-fn resource(t: PosixRlimitType) -> Resource {
+pub fn resource(t: PosixRlimitType) -> Resource {
     use PosixRlimitType::*;
     match t {
         RlimitCpu => Resource::RLIMIT_CPU,
@@ -84,6 +84,13 @@ pub fn drop_bounding(c: Option<&LinuxCapabilities>) -> Result<()> {
     Ok(())
 }
 
+/// Whether this process's user namespace may forbid setgroups: its /proc/self/setgroups
+/// says "deny", or no procfs is mounted to tell (the setresgid that follows then fails
+/// anyway if the process lacks CAP_SETGID).
+fn setgroups_denied() -> bool {
+    !std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "allow")
+}
+
 /// Switches to the process's user and groups, keeping the capabilities through the switch
 /// so that the configured sets can then be set exactly.
 pub fn set_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
@@ -97,7 +104,13 @@ pub fn set_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
             .iter()
             .map(|g| Gid::from_raw(*g))
             .collect();
-        nix::unistd::setgroups(&groups).context("process.user.additionalGids: setgroups")?;
+        match nix::unistd::setgroups(&groups) {
+            Ok(()) => {}
+            // A user namespace whose maps an unprivileged user wrote has setgroups denied:
+            // the process keeps the groups it has, which only a privileged user could drop.
+            Err(nix::errno::Errno::EPERM) if groups.is_empty() && setgroups_denied() => {}
+            Err(e) => return Err(anyhow!("process.user.additionalGids: setgroups: {e}")),
+        }
     } else if u.additional_gids().as_ref().is_some_and(|g| !g.is_empty()) {
         bail!("process.user.additionalGids: setgroups is denied in this user namespace");
     }

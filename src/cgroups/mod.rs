@@ -53,6 +53,7 @@ pub mod freezer;
 mod limits_tests;
 mod limits_v1;
 mod limits_v2;
+mod none;
 pub mod resources;
 pub mod stats;
 pub mod systemd;
@@ -212,7 +213,13 @@ pub fn resolve_path(cgroups_path: Option<&str>, id: &str) -> Result<String> {
     }
 }
 
+/// The state's cgroup path of a container that has no cgroup (see none.rs).
+pub const NO_CGROUP: &str = "";
+
 pub fn open(path: &str) -> Result<Box<dyn Cgroup>> {
+    if path == NO_CGROUP {
+        return Ok(Box::new(none::NoCgroup));
+    }
     if path.starts_with(systemd::PREFIX) {
         return systemd::open(path);
     }
@@ -284,6 +291,7 @@ pub fn open_sub(path: &str, subs: &[String]) -> Result<Box<dyn Cgroup>> {
 #[allow(dead_code)]
 pub fn ensure_clean(path: &str) -> Result<()> {
     let path = path.strip_prefix(systemd::PREFIX).unwrap_or(path);
+    let path = path.strip_prefix("user:").unwrap_or(path);
     let (_, dirs) = placement_dirs(&Host::read()?, path)?;
     let left: Vec<String> = dirs
         .iter()

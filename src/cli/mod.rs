@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use crate::container::{self, Store};
@@ -23,9 +23,10 @@ mod update;
     disable_help_subcommand = true
 )]
 pub struct Cli {
-    /// Root directory for the containers' state (a tmpfs is best).
-    #[arg(long, global = true, default_value = "/run/berth")]
-    pub root: PathBuf,
+    /// Root directory for the containers' state (a tmpfs is best) [default: /run/berth;
+    /// rootless: $XDG_RUNTIME_DIR/berth].
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Write the log to this file instead of stderr.
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -39,8 +40,10 @@ pub struct Cli {
     /// (linux.cgroupsPath is then "SLICE:PREFIX:NAME").
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto (only false and auto are built yet).
-    #[arg(long, global = true)]
+    /// Rootless mode: true, false or auto (rootless when not root, or root of a user
+    /// namespace) [default: auto].
+    /// `spec --rootless`, without a value, writes a spec for a rootless container.
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// Print the version (berth's, the runtime-spec's, libseccomp's).
     #[arg(short = 'v', long = "version")]
@@ -241,9 +244,8 @@ pub struct SpecArgs {
     /// Where to write config.json.
     #[arg(long, short = 'b', default_value = ".")]
     pub bundle: PathBuf,
-    /// A spec for a rootless container.
-    #[arg(id = "spec_rootless", long = "rootless")]
-    pub rootless: bool,
+    // `spec --rootless` is the global --rootless given without a value (see Cli::rootless):
+    // clap cannot have a verb's flag and a global option of the same name.
 }
 
 /// Runs a verb; returns the process exit code.
@@ -268,18 +270,13 @@ pub fn version_text() -> String {
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
-    if let Some(r) = cli.rootless.as_deref() {
-        match r {
-            "false" | "auto" => {}
-            "true" => bail!("--rootless=true: rootless containers are not built into berth yet"),
-            other => bail!("--rootless: invalid value {other:?} (expected true, false or auto)"),
-        }
-    }
-    let store = Store::new(&cli.root);
+    let rootless = crate::rootless::detect(cli.rootless.as_deref())?;
+    let store = Store::new(&crate::rootless::state_root(cli.root.as_deref(), rootless)?);
     match cli.command {
         Command::Create(a) => {
             let mut opts: container::CreateOptions = a.clone().into();
             opts.systemd_cgroup = cli.systemd_cgroup;
+            opts.rootless = rootless;
             container::create(&store, &a.id, &opts)?;
             Ok(0)
         }
@@ -300,11 +297,15 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(a) => {
             let mut opts: container::CreateOptions = a.create.clone().into();
             opts.systemd_cgroup = cli.systemd_cgroup;
+            opts.rootless = rootless;
             container::run(&store, &a.create.id, &opts, a.detach, a.keep)
         }
         Command::List(a) => list::print(&store, &a.format, a.quiet),
         Command::Spec(a) => {
-            crate::default_spec::write_default_spec(&a.bundle, a.rootless)?;
+            crate::default_spec::write_default_spec(
+                &a.bundle,
+                cli.rootless.as_deref() == Some("true"),
+            )?;
             Ok(0)
         }
         Command::Pause(a) => {
@@ -342,6 +343,7 @@ impl From<CreateArgs> for container::CreateOptions {
             no_pivot: a.no_pivot,
             no_new_keyring: a.no_new_keyring,
             systemd_cgroup: false,
+            rootless: false,
         }
     }
 }

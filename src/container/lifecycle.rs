@@ -23,6 +23,8 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     /// `--systemd-cgroup`: the cgroup is a transient systemd unit.
     pub systemd_cgroup: bool,
+    /// Rootless mode (see rootless.rs): without a cgroup when none can be made or is needed.
+    pub rootless: bool,
 }
 
 /// Undoes a create that failed midway: kills what it started, removes the cgroup and the
@@ -76,6 +78,9 @@ fn load<'a>(
 ) -> Result<(bundle::Bundle, std::borrow::Cow<'a, CreateOptions>)> {
     super::check_id(id).with_context(|| format!("create {id}"))?;
     let mut b = bundle::load(&opts.bundle).with_context(|| format!("create {id}"))?;
+    if opts.rootless {
+        crate::rootless::check_config(&b.spec).with_context(|| format!("create {id}"))?;
+    }
     if notify::host_socket().is_some() {
         add_notify_socket(&mut b.spec, &super::state_dir(&store.root, id))?;
     }
@@ -175,7 +180,11 @@ fn create_bundle(
     }
     let cgroups_path = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy());
     let cgroup_path = if opts.systemd_cgroup {
-        cgroups::systemd::resolve(cgroups_path.as_deref(), id)?
+        // Rootless and unprivileged: the user's own systemd. Root of a user namespace
+        // (rootless Podman) cannot authenticate to the user's bus as uid 0: it gets the
+        // system's, as before.
+        let user = opts.rootless && !nix::unistd::geteuid().is_root();
+        cgroups::systemd::resolve(cgroups_path.as_deref(), id, user)?
     } else {
         cgroups::resolve_path(cgroups_path.as_deref(), id)?
     };
@@ -223,15 +232,45 @@ fn create_bundle(
     write_private(&dir.join("config.json"), &b.raw)
         .with_context(|| format!("keep config.json in {}", dir.display()))?;
     let fifo = make_exec_fifo(&c.exec_fifo())?;
-    cg.create()
-        .with_context(|| format!("create cgroup {}", c.state.cgroup_path))?;
+    let (resources, memory_limit) =
+        cgroups::split_memory_limit(&cgroups::effective_resources(linux));
+    let cg = match cg.create() {
+        Ok(()) => cg,
+        // As runc: a rootless container whose user may not make its cgroup runs without
+        // one, as long as it asks for nothing only a cgroup gives.
+        Err(e) if opts.rootless && crate::rootless::is_permission_error(&e) => {
+            let _ = cg.destroy();
+            let e = e.context(format!("create cgroup {}", c.state.cgroup_path));
+            if let Some(field) = linux
+                .resources()
+                .as_ref()
+                .and_then(crate::rootless::resource_asked)
+            {
+                bail!(
+                    "{field}: a rootless container gets resource limits only in a cgroup its \
+                     user may write (a delegated cgroup v2 subtree): {e:#}"
+                );
+            }
+            log::debug(&format!("rootless, running without a cgroup: {e:#}"));
+            c.state.cgroup_path = cgroups::NO_CGROUP.to_string();
+            cgroups::open(cgroups::NO_CGROUP)?
+        }
+        Err(e) => return Err(e.context(format!("create cgroup {}", c.state.cgroup_path))),
+    };
     let cgroup_sources = cg.mount_sources()?;
     // One unnamed source is the single cgroup2 tree: no second read of the host's mounts.
     let cgroup_v2 = matches!(cgroup_sources.as_slice(), [(name, _)] if name.is_empty());
     undo.cgroup = Some(cg);
     // Always: the device policy (deny all but the defaults) applies to every container.
-    let (resources, memory_limit) =
-        cgroups::split_memory_limit(&cgroups::effective_resources(linux));
+    // Rootless, as runc: device rules are not expected to work (no devices controller or
+    // eBPF program an unprivileged user may set); its devices are bound from the host.
+    let resources = if opts.rootless {
+        let mut r = resources;
+        r.set_devices(None);
+        r
+    } else {
+        resources
+    };
     undo.cgroup
         .as_deref()
         .expect("set above")
@@ -276,6 +315,7 @@ fn create_bundle(
         cgroup: undo.cgroup.as_deref().expect("set above"),
         cgroup_v2,
         cgroup_sources,
+        rootless: opts.rootless,
         seccomp,
     })?;
     let pid = launched.pid;

@@ -173,6 +173,9 @@ impl Container {
     /// Sends `sig` to init, or with `all` to every process in the cgroup; None is signal
     /// 0, the liveness probe (init's: the status check already looked at the others).
     pub fn signal(&self, sig: Option<Signal>, all: bool) -> Result<()> {
+        // Without a cgroup there is no list of its processes: init takes its pid namespace
+        // along (as with runc, whose rootless containers are the same).
+        let all = all && self.state.cgroup_path != crate::cgroups::NO_CGROUP;
         match sig {
             // Every process ends, even in a container forking as fast as it is killed.
             Some(Signal::SIGKILL) if all => {

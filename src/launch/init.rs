@@ -31,7 +31,13 @@ pub fn setup_process(l: &Launch, plan: &Plan, s1: OwnedFd, s2: OwnedFd) -> ! {
         // above all, CVE-2019-5736; its memory, CVE-2016-9962): a process of another
         // container in the same pid namespace, or one `exec`'d into this one, would
         // otherwise reach them. Init inherits it; execve resets it.
-        nix::sys::prctl::set_dumpable(false).context("make the setup process non-dumpable")?;
+        //
+        // Unprivileged, its /proc entries must stay the user's until the runtime (or
+        // newuidmap) has written its id maps: a non-dumpable process's are root's.
+        let unprivileged = !nix::unistd::geteuid().is_root();
+        if !(unprivileged && plan.new_user) {
+            nix::sys::prctl::set_dumpable(false).context("make the setup process non-dumpable")?;
+        }
         if let Some(adj) = l
             .bundle
             .spec
@@ -46,7 +52,10 @@ pub fn setup_process(l: &Launch, plan: &Plan, s1: OwnedFd, s2: OwnedFd) -> ! {
         }
         // Forked while this process still has the host's privileges: it opens the bind
         // sources once the container's mount namespace exists.
+        // Not for an unprivileged runtime: it may not enter a mount namespace it does not
+        // own, and the container's root is the same host user, who reaches what it does.
         let opener = if plan.new_user
+            && !unprivileged
             && !plan.joins(LinuxNamespaceType::Mount)
             && crate::bundle::has_namespace(&l.bundle.spec, LinuxNamespaceType::Mount)
             && has_bind_mounts(&l.bundle.spec)
@@ -61,6 +70,10 @@ pub fn setup_process(l: &Launch, plan: &Plan, s1: OwnedFd, s2: OwnedFd) -> ! {
                 .context("unshare user namespace")?;
             sync::send(s1.as_fd(), "userns")?;
             sync::expect(s1.as_fd(), "mapped", "runtime")?;
+            if unprivileged {
+                nix::sys::prctl::set_dumpable(false)
+                    .context("make the setup process non-dumpable")?;
+            }
             if plan.root_mapped() {
                 nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
                     .context("become root in the user namespace (gid)")?;
@@ -224,7 +237,10 @@ fn container_init(
             Err(e) => bail!("join a new session keyring: {e}"),
         }
     }
-    let in_userns = crate::bundle::has_namespace(spec, LinuxNamespaceType::User);
+    // A runtime in a user namespace of its own (rootless Podman runs it as root there) is
+    // as unprivileged on the host as a container in one: no mknod, locked mount flags.
+    let in_userns = crate::bundle::has_namespace(spec, LinuxNamespaceType::User)
+        || (l.rootless && crate::rootless::in_user_namespace());
     let mut hook_state: Option<serde_json::Value> = None;
     let mut wait_placed = || -> Result<()> {
         if hook_state.is_none() {
@@ -257,6 +273,7 @@ fn container_init(
             cgroup_sources: &l.cgroup_sources,
             cgroup_v2: l.cgroup_v2,
             new_cgroupns: new_namespace(spec, LinuxNamespaceType::Cgroup),
+            rootless: l.rootless,
             bind_sources,
             before_cgroup_mount: &mut wait_placed,
         })

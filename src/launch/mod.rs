@@ -56,6 +56,7 @@ pub struct Launch<'a> {
     pub cgroup: &'a dyn Cgroup,
     pub cgroup_v2: bool,
     pub cgroup_sources: Vec<(String, PathBuf)>,
+    pub rootless: bool,
     /// Compiled before the fork; init loads it.
     pub seccomp: Option<crate::security::seccomp::Filter>,
 }

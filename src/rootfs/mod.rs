@@ -48,6 +48,8 @@ pub struct Setup<'a> {
     pub cgroup_sources: &'a [(String, PathBuf)],
     pub cgroup_v2: bool,
     pub new_cgroupns: bool,
+    /// Rootless mode: cgroup mounts are read-only (CVE-2023-25809).
+    pub rootless: bool,
     /// Bind sources opened before the user namespace, by mount index (empty: none were).
     pub bind_sources: &'a [Option<OwnedFd>],
     /// Called before the first `cgroup` mount: the container must be in its cgroup (and
@@ -86,6 +88,7 @@ pub fn prepare(s: &mut Setup) -> Result<OwnedFd> {
         cgroup_sources: s.cgroup_sources,
         cgroup_v2: s.cgroup_v2,
         new_cgroupns: s.new_cgroupns,
+        rootless: s.rootless,
         mount_label: linux
             .and_then(|l| l.mount_label().as_deref())
             .filter(|l| !l.is_empty()),

@@ -232,6 +232,7 @@ pub struct MountContext<'a> {
     pub cgroup_sources: &'a [(String, PathBuf)],
     pub cgroup_v2: bool,
     pub new_cgroupns: bool,
+    pub rootless: bool,
     /// linux.mountLabel: the SELinux context of the filesystems the runtime creates.
     pub mount_label: Option<&'a str>,
 }
@@ -724,6 +725,14 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount, source: Option<BorrowedFd>) ->
 /// fd of the mount at `dest`.
 fn mount_cgroup(ctx: &MountContext, dest: &Path, flags: MsFlags) -> Result<OwnedFd> {
     let target = create_in_root(ctx.root, dest, false)?;
+    // CVE-2023-25809: a rootless container bound the runtime's cgroups (it has no cgroup of
+    // its own, or no cgroup namespace) must not write them, whatever its config says; a
+    // fresh cgroup2 mount in its own cgroup namespace shows only what it may write anyway.
+    let flags = if ctx.rootless && !(ctx.cgroup_v2 && ctx.new_cgroupns) {
+        flags | MsFlags::MS_RDONLY
+    } else {
+        flags
+    };
     let attrs = mount_attrs(flags, MsFlags::empty());
     if ctx.cgroup_v2 {
         if ctx.new_cgroupns {

@@ -80,6 +80,31 @@ impl Bus {
         Ok(Bus { ch, round_trips: 1 })
     }
 
+    /// Connects to the user's own bus (its systemd user manager, rootless): the session
+    /// bus's address, else $XDG_RUNTIME_DIR/bus, where systemd's dbus.socket puts it.
+    pub fn user() -> Result<Bus> {
+        let addr = match std::env::var("DBUS_SESSION_BUS_ADDRESS") {
+            Ok(a) if !a.is_empty() => a,
+            _ => match std::env::var("XDG_RUNTIME_DIR") {
+                Ok(x) if !x.is_empty() => format!("unix:path={x}/bus"),
+                _ => bail!(
+                    "--systemd-cgroup, rootless: neither DBUS_SESSION_BUS_ADDRESS nor \
+                     XDG_RUNTIME_DIR is set: no way to reach the user's systemd"
+                ),
+            },
+        };
+        let fail = |e: &dbus::Error| {
+            anyhow!(
+                "--systemd-cgroup, rootless: connect to the user's bus {addr} (is the user's \
+                 systemd running, with dbus-user-session? loginctl enable-linger): {}",
+                describe(e)
+            )
+        };
+        let mut ch = Channel::open_private(&addr).map_err(|e| fail(&e))?;
+        ch.register().map_err(|e| fail(&e))?;
+        Ok(Bus { ch, round_trips: 1 })
+    }
+
     fn call(&mut self, msg: Message) -> Result<Message, dbus::Error> {
         self.round_trips += 1;
         self.ch.send_with_reply_and_block(msg, JOB_TIMEOUT)

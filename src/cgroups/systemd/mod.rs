@@ -26,13 +26,30 @@ pub mod props;
 
 /// The prefix of a stored cgroup path that belongs to this driver.
 pub const PREFIX: &str = "systemd:";
+/// After PREFIX: the unit is the user's systemd's (rootless), not the system's.
+const USER: &str = "user:";
 
 /// The stored path for `linux.cgroupsPath` under the systemd driver; fails with an error
 /// naming `linux.cgroupsPath` for a path not in runc's `SLICE:PREFIX:NAME` form, and on a
 /// host that is not pure cgroup v2.
-pub fn resolve(cgroups_path: Option<&str>, id: &str) -> Result<String> {
-    let p = props::placement(cgroups_path, id)?;
+///
+/// `user`: rootless, the unit goes to the user's own systemd (as runc's rootless systemd
+/// driver), whose cgroups are under /user.slice/user-UID.slice/user@UID.service and whose
+/// default slice is user.slice.
+pub fn resolve(cgroups_path: Option<&str>, id: &str, user: bool) -> Result<String> {
+    let p = props::placement(
+        cgroups_path,
+        id,
+        if user { "user.slice" } else { "system.slice" },
+    )?;
     unified_mount(&Host::read()?)?;
+    if user {
+        let uid = nix::unistd::geteuid();
+        return Ok(format!(
+            "{PREFIX}{USER}/user.slice/user-{uid}.slice/user@{uid}.service{}",
+            p.rel
+        ));
+    }
     Ok(format!("{PREFIX}{}", p.rel))
 }
 
@@ -61,6 +78,8 @@ pub struct Systemd {
     unit: String,
     /// The slice the unit belongs to (scopes: Slice=, slices: Wants=).
     slice: String,
+    /// The user's systemd (rootless), not the system's.
+    user: bool,
     phase: RefCell<Phase>,
 }
 
@@ -79,19 +98,27 @@ enum Phase {
 pub fn open(stored: &str) -> Result<Box<dyn Cgroup>> {
     let rel = stored
         .strip_prefix(PREFIX)
-        .filter(|r| r.starts_with('/') && r.len() > 1)
         .ok_or_else(|| anyhow!("bad systemd cgroup path {stored:?}"))?;
+    let (user, rel) = match rel.strip_prefix(USER) {
+        Some(r) => (true, r),
+        None => (false, rel),
+    };
+    if !rel.starts_with('/') || rel.len() < 2 {
+        bail!("bad systemd cgroup path {stored:?}");
+    }
     let mountpoint = unified_mount(&Host::read()?)?;
     let parts = super::components(rel)?;
     let unit = parts
         .last()
         .map(|s| s.to_string())
         .ok_or_else(|| anyhow!("bad systemd cgroup path {stored:?}"))?;
-    // The parent slice, by name: the last slice component, or "-.slice" at the root.
+    // The parent slice, by name: the last slice component, or "-.slice" at the root (of
+    // the system, or of the user's manager, whose root is its user@UID.service).
     let slice = parts
         .len()
         .checked_sub(2)
         .map(|i| parts[i].to_string())
+        .filter(|s| s.ends_with(".slice"))
         .unwrap_or_else(|| "-.slice".into());
     let dir = Dir {
         key: String::new(),
@@ -104,11 +131,20 @@ pub fn open(stored: &str) -> Result<Box<dyn Cgroup>> {
         dir,
         unit,
         slice,
+        user,
         phase: RefCell::new(Phase::Ours),
     }))
 }
 
 impl Systemd {
+    fn bus(&self) -> Result<dbus::Bus> {
+        if self.user {
+            dbus::Bus::user()
+        } else {
+            dbus::Bus::system()
+        }
+    }
+
     fn ours(&self) -> bool {
         matches!(*self.phase.borrow(), Phase::Ours)
     }
@@ -126,7 +162,7 @@ impl Systemd {
         if let Some(r) = r {
             p.extend(props::resources(r)?);
         }
-        let mut bus = dbus::Bus::system()?;
+        let mut bus = self.bus()?;
         let job = match bus.start_transient(&self.unit, &p) {
             Ok(job) => job,
             Err(e) => {
@@ -184,7 +220,7 @@ impl Cgroup for Systemd {
         if !self.ours() {
             return Ok(());
         }
-        let mut bus = dbus::Bus::system()?;
+        let mut bus = self.bus()?;
         bus.stop(&self.unit)?;
         crate::log::debug(&format!(
             "systemd: unit {} stopped ({} D-Bus round trips)",
@@ -206,7 +242,7 @@ impl Cgroup for Systemd {
         }
         let p = props::resources(r)?;
         if !p.is_empty() {
-            dbus::Bus::system()?.set_properties(&self.unit, &p)?;
+            self.bus()?.set_properties(&self.unit, &p)?;
         }
         self.v2.apply(r)
     }

@@ -41,11 +41,11 @@ pub struct Placement {
 
 /// `linux.cgroupsPath` in runc's systemd form `SLICE:PREFIX:NAME` (empty: the default
 /// `system.slice:berth:ID`). A NAME ending in ".slice" is a slice unit of its own.
-pub fn placement(cgroups_path: Option<&str>, id: &str) -> Result<Placement> {
+pub fn placement(cgroups_path: Option<&str>, id: &str, default_slice: &str) -> Result<Placement> {
     let field = "linux.cgroupsPath";
     let text = cgroups_path.unwrap_or("");
     let (slice, prefix, name) = if text.is_empty() {
-        ("system.slice", "berth", id)
+        (default_slice, "berth", id)
     } else {
         let parts: Vec<&str> = text.split(':').collect();
         let [slice, prefix, name] = parts.as_slice() else {
@@ -56,7 +56,7 @@ pub fn placement(cgroups_path: Option<&str>, id: &str) -> Result<Placement> {
         };
         (
             if slice.is_empty() {
-                "system.slice"
+                default_slice
             } else {
                 slice
             },
@@ -451,10 +451,10 @@ mod tests {
 
     #[test]
     fn placements() {
-        let p = placement(None, "c1").unwrap();
+        let p = placement(None, "c1", "system.slice").unwrap();
         assert_eq!(p.unit, "berth-c1.scope");
         assert_eq!(p.rel, "/system.slice/berth-c1.scope");
-        let p = placement(Some("machine.slice:libpod:abc"), "x").unwrap();
+        let p = placement(Some("machine.slice:libpod:abc"), "x", "system.slice").unwrap();
         assert_eq!(
             (p.slice.as_str(), p.unit.as_str(), p.rel.as_str()),
             (
@@ -463,15 +463,28 @@ mod tests {
                 "/machine.slice/libpod-abc.scope"
             )
         );
-        let p = placement(Some("kubepods-burstable-pod1.slice:cri-containerd:ID"), "x").unwrap();
+        let p = placement(
+            Some("kubepods-burstable-pod1.slice:cri-containerd:ID"),
+            "x",
+            "system.slice",
+        )
+        .unwrap();
         assert_eq!(
             p.rel,
             "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-ID.scope"
         );
-        let p = placement(Some("system.slice:x:berthtest-a.slice"), "x").unwrap();
+        let p = placement(
+            Some("system.slice:x:berthtest-a.slice"),
+            "x",
+            "system.slice",
+        )
+        .unwrap();
         assert_eq!(p.unit, "berthtest-a.slice");
         assert_eq!(p.rel, "/berthtest.slice/berthtest-a.slice");
-        assert_eq!(placement(Some(":p:n"), "x").unwrap().slice, "system.slice");
+        assert_eq!(
+            placement(Some(":p:n"), "x", "system.slice").unwrap().slice,
+            "system.slice"
+        );
         for bad in [
             "/a/b",
             "a:b",
@@ -480,7 +493,7 @@ mod tests {
             "system.slice:p:",
             "system.slice:p:a/b",
         ] {
-            let e = placement(Some(bad), "x").unwrap_err();
+            let e = placement(Some(bad), "x", "system.slice").unwrap_err();
             assert!(
                 format!("{e:#}").contains("linux.cgroupsPath"),
                 "{bad}: {e:#}"
