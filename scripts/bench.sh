@@ -11,6 +11,10 @@
 #   run+delete-limits   the same with a memory and a pids limit
 #   run+delete-seccomp  the same with Podman's default seccomp profile
 #                (/usr/share/containers/seccomp.json converted as Podman does)
+#   run+delete-rootless  run+delete by an ordinary user (BENCH_ROOTLESS_USER, default
+#                berth-rootless, made if missing) of the same bundle made rootless (a user
+#                namespace mapping the user to root, no network namespace, /sys bound):
+#                each runtime started through setpriv, whose exec every runtime pays alike
 #   create       "create" alone   (prepare: the container is absent)
 #   start        "start" alone    (prepare: the container is created)
 #   delete       "delete" alone   (prepare: the container ran and stopped)
@@ -223,6 +227,38 @@ json.dump(c, open(sys.argv[2], "w"), indent=1)
 PY
 fi
 
+# The same rootfs for an ordinary user: a user namespace mapping the user to root, no
+# network namespace (sysfs is then bound from the host), no resources (no cgroup an
+# ordinary user could make here). Its state roots are the user's, under $WORK/rl.
+RL_USER=${BENCH_ROOTLESS_USER:-berth-rootless}
+RL=$WORK/rl
+if [ ! -e "$RL/bundle/config.json" ]; then
+  if ! id -u "$RL_USER" >/dev/null 2>&1; then
+    useradd -m -s /bin/sh "$RL_USER" >/dev/null 2>&1 || note "rootless: useradd $RL_USER failed"
+  fi
+  if id -u "$RL_USER" >/dev/null 2>&1; then
+    mkdir -p "$RL/bundle"
+    python3 - "$B/config.json" "$RL/bundle/config.json" "$B/rootfs" "$(id -u "$RL_USER")" "$(id -g "$RL_USER")" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["root"]["path"] = sys.argv[3]
+l = c["linux"]
+l["namespaces"] = [n for n in l["namespaces"] if n["type"] != "network"] + [{"type": "user"}]
+l["uidMappings"] = [{"containerID": 0, "hostID": int(sys.argv[4]), "size": 1}]
+l["gidMappings"] = [{"containerID": 0, "hostID": int(sys.argv[5]), "size": 1}]
+l.pop("resources", None)
+for m in c["mounts"]:
+    if m["destination"] == "/sys":
+        m.update(type="none", source="/sys", options=["rbind", "nosuid", "noexec", "nodev", "ro"])
+    if m["type"] == "devpts":
+        m["options"] = [o for o in m["options"] if o != "gid=5"]
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PY
+    chown -R "$RL_USER:" "$RL"
+    chmod 711 "$WORK"
+  fi
+fi
+
 # ------------------------------------------------------------------ cgroup view
 cgroup2_at_unified() {
   [ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" = tmpfs ] &&
@@ -269,7 +305,11 @@ fi
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 rm -f "$OUT"/*.json "$OUT"/table.txt
-OK=()
+OK=() RL_OK=()
+RL_AS=""
+if [ -e "$RL/bundle/config.json" ]; then
+  RL_AS="setpriv --reuid=$(id -u "$RL_USER") --regid=$(id -g "$RL_USER") --clear-groups env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin XDG_RUNTIME_DIR=$RL"
+fi
 for i in "${!LABELS[@]}"; do
   l=${LABELS[$i]} R="${BINS[$i]} --root $WORK/root-$l" h=$WORK/h/$l id=bench-$l
   mkdir -p "$h"
@@ -343,6 +383,21 @@ while [ \$w -lt \$1 ]; do sh $h/tput.sh \$2 p\$w & pids="\$pids \$!"; w=\$((w+1)
 for p in \$pids; do wait \$p || rc=1; done
 exit \$rc
 EOF
+  RLR="$RL_AS ${BINS[$i]} --root $RL/root-$l"
+  cat > "$h/run_delete_rootless.sh" <<EOF
+rc=0
+timeout -s KILL $RUN_TIMEOUT $RLR run --bundle $RL/bundle $id-u </dev/null >/dev/null 2>&1 || rc=\$?
+$RLR delete -f $id-u >/dev/null 2>&1
+exit \$rc
+EOF
+  cat > "$h/absent_rootless.sh" <<EOF
+$RLR delete -f $id-u >/dev/null 2>&1
+exit 0
+EOF
+  if [ -n "$RL_AS" ]; then
+    if sh "$h/run_delete_rootless.sh"; then RL_OK+=("$i")
+    else note "$l: rootless run failed -- left out of run+delete-rootless"; fi
+  fi
   # functional check: run, then create / start / (stopped) / delete
   err=""
   if ! probe "$i"; then err="run failed: $(tail -1 "$WORK/probe-$l.log")"
@@ -370,6 +425,7 @@ measure() {
         run) a+=("sh $WORK/h/$l/run_delete.sh") ;;
         run-limits) a+=("sh $WORK/h/$l/run_delete_limits.sh") ;;
         run-seccomp) a+=("sh $WORK/h/$l/run_delete_seccomp.sh") ;;
+        run-rootless) a+=("sh $WORK/h/$l/run_delete_rootless.sh") ;;
         create) a+=("${BINS[$i]} --root $WORK/root-$l create --bundle $B bench-$l") ;;
         exec) a+=("${BINS[$i]} --root $WORK/root-$l exec bench-$l-x /bin/true") ;;
         version) a+=("${BINS[$i]} --version") ;;
@@ -389,6 +445,12 @@ measure() {
 measure run+delete run absent
 measure run+delete-limits run-limits absent
 measure run+delete-seccomp run-seccomp absent
+if [ ${#RL_OK[@]} -gt 0 ]; then
+  all_ok=("${OK[@]}")
+  OK=("${RL_OK[@]}")
+  measure run+delete-rootless run-rootless absent_rootless
+  OK=("${all_ok[@]}")
+fi
 measure create create absent
 measure start start created
 measure delete delete stopped
@@ -439,7 +501,8 @@ for i in "${OK[@]}"; do labels+=("${LABELS[$i]}"); done
 import glob, json, os, statistics, sys
 out, tput, par, labels = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 measures = ["version", "state", "create", "start", "delete", "exec", "run", "run+delete",
-            "run+delete-limits", "run+delete-seccomp", "create+start+delete",
+            "run+delete-limits", "run+delete-seccomp", "run+delete-rootless",
+            "create+start+delete",
             "seq-" + tput, "par-" + par]
 med, fails = {}, {}
 for m in measures:

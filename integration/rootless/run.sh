@@ -12,7 +12,9 @@
 #     nothing (what the runtime said is printed)
 #  8. berth only: XDG_RUNTIME_DIR unset and no --root: an error naming XDG_RUNTIME_DIR
 #     (what another runtime did is printed)
-#  5. nothing left behind by 1-4, 7, 8
+#  9. CVE-2023-25809: a cgroup mount asked read-write is read-only, attacked from a
+#     cgroup the user owns (control: the user writes it on the host)
+#  5. nothing left behind by 1-4, 7, 8, 9
 #  6. rootless Podman with the runtime (its storage under the user's home): run, exit
 #     code, detached + exec + stop + rm, --read-only, --userns=keep-id, nothing left
 #
@@ -477,12 +479,45 @@ check6() {
   else fail "6 podman: nothing left" "podman lists '$(oneline "$names")'; state of:$left; processes: $(user_procs | awk -v p="$pause" '$1 != p' | tr '\n' ';')"; fi
 }
 
+# 9. CVE-2023-25809: a rootless container without a cgroup namespace sees the runtime's own
+# cgroups through its cgroup mount. Where the user owns that cgroup (a delegated one), a
+# writable mount lets the container rewrite its limits and move processes. The attack: the
+# runtime runs in a pids cgroup the user owns, the config asks for a read-write cgroup
+# mount, the container writes pids.max. Control: the user itself can write that file on
+# the host, so only the read-only mount stops the container.
+check9() {
+  local n="9 cgroup mount read-only (CVE-2023-25809)" cg=/sys/fs/cgroup/pids/berth-rl-attack-$$ before after
+  if [ ! -d /sys/fs/cgroup/pids ] || ! mkdir "$cg" 2>/dev/null; then skip "$n" "no v1 pids hierarchy to delegate here"; return; fi
+  chown -R "$TUID:$TGID" "$cg"
+  xu sh -c "echo 4242 > $cg/pids.max"
+  if [ $RC = 0 ] && [ "$(cat "$cg/pids.max")" = 4242 ]; then ok "$n: control: the user may write $cg/pids.max on the host"
+  else fail "$n: control" "the user could not write $cg/pids.max: $(got)"; rmdir "$cg"; return; fi
+  cfg "$T/base.json" "$B/config.json" '
+for m in c["mounts"]:
+    if m["type"] == "cgroup":
+        m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
+c["process"]["args"] = ["sh", "-c", "echo 7 > /sys/fs/cgroup/pids/pids.max && echo written; grep -w /sys/fs/cgroup/pids /proc/self/mounts | cut -d\" \" -f4 | cut -d, -f1"]'
+  before=$(cat "$cg/pids.max")
+  xu sh -c "echo \$\$ > $cg/cgroup.procs && exec $RT run --bundle $B rl-g9"
+  after=$(cat "$cg/pids.max")
+  if [ "$after" = "$before" ] && [ "$(tail -1 <<<"$OUT")" = ro ] && ! grep -q written <<<"$OUT"; then
+    ok "$n: the container's write of pids.max failed, the mount is ro, pids.max still $after"
+  elif [ $IS_BERTH = 0 ] && grep -q written <<<"$OUT"; then
+    # runc 1.1.5 makes the container's cgroup below the user's (so the file watched here
+    # stays as it was), binds it read-write, and the container rewrites its own limits
+    skip "$n" "runc 1.1.5 is wrong here: the container wrote pids.max through a read-write cgroup mount ($(oneline "$OUT"))"
+  else fail "$n" "pids.max $before -> $after; $(got)"; fi
+  wait_for 10 no_user_procs
+  rmdir "$cg" 2>/dev/null || fail "$n: cleanup" "rmdir $cg failed"
+}
+
 # ---------------------------------------------------------------------------------------
 
 check1
 check2
 check3
 check4
+check9
 check7
 check8
 check5

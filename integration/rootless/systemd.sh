@@ -109,8 +109,9 @@ BUS=$XDG/bus
 USVC=user@$TUID.service
 UCG=/sys/fs/cgroup/user.slice/user-$TUID.slice/$USVC # the user manager's delegated cgroup
 
-# processes of the user or of its subordinate ids, but for its manager (and its sd-pam)
-# and its bus: "pid uid name cgroup", one a line. Zombies left out (they wait for a reaper)
+# processes of the user or of its subordinate ids, but for its manager (with its sd-pam)
+# and its bus (session.slice/dbus.service): "pid uid name cgroup", one a line. Zombies are
+# left out (they wait for a reaper)
 user_procs() {
   local s pid cg
   for s in /proc/[0-9]*/status; do
@@ -118,7 +119,7 @@ user_procs() {
     pid=${pid%/status}
     [ "$pid" != $$ ] || continue
     cg=$(sed -n 's/^0:://p' "/proc/$pid/cgroup" 2>/dev/null)
-    case $cg in */$USVC/init.scope | */$USVC/app.slice/dbus.service) continue ;; esac
+    case $cg in */$USVC/init.scope | */$USVC/*/dbus.service) continue ;; esac
     awk -v u="$TUID" -v s="$SUBUID" -v p="$pid" -v cg="$cg" '
       /^Name:/ {n = $2} /^State:/ {st = $2}
       /^Uid:/ {if (st != "Z" && ($2 == u || ($2 >= s && $2 < s + 65536))) print p, $2, n, cg; exit}' "$s" 2>/dev/null
@@ -329,11 +330,12 @@ check5() {
 
 # ---------------------------------------------------------------------------------------
 
-check0
-check1
-check2 && check3 # (no container to kill when create failed)
-check4
-check5
+TIMING() { local s=$SECONDS; "$@"; local r=$?; note "TIMING $1: $((SECONDS - s)) s"; return $r; }
+TIMING check0
+TIMING check1
+TIMING check2 && TIMING check3 # (no container to kill when create failed)
+TIMING check4
+TIMING check5
 cleanup
 if [ ! -e "$T" ] && [ ! -e "/sys/fs/cgroup/user.slice/user-$TUID.slice" ] && [ ! -e "$XDG" ] && no_user_procs; then
   ok "cleanup: linger off, the user's manager, slice and $XDG gone, no process, no $T"
