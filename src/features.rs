@@ -97,7 +97,9 @@ pub fn features() -> Value {
             "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": {
-            "io.github.berth.version": env!("CARGO_PKG_VERSION")
+            "io.github.berth.version": env!("CARGO_PKG_VERSION"),
+            // Rootless mode (rootless.rs), tested by integration/rootless.
+            "io.github.berth.rootless": "true"
         }
     })
 }
@@ -110,6 +112,7 @@ mod tests {
     fn has_the_keys_features_md_requires() {
         let f = features();
         assert_eq!(f["ociVersionMin"], "1.0.0");
+        assert_eq!(f["annotations"]["io.github.berth.rootless"], "true");
         assert_eq!(f["ociVersionMax"], "1.3.0");
         assert!(f["hooks"].as_array().unwrap().is_empty());
         let opts = f["mountOptions"].as_array().unwrap();
