@@ -270,6 +270,14 @@ check1() {
   rt start rl-c1
   s=$(rt_status rl-c1)
   if [ "$s" = running ]; then ok "1 start: state 'running'"; else fail "1 start" "state '$s', expected 'running'; $(got)"; fi
+  # no cgroup here (v1, not delegated): a limit cannot be set, and update must say so
+  # rather than succeed without effect
+  rt update --memory 100M rl-c1
+  if [ $RC != 0 ] && { [ $IS_BERTH = 0 ] || grep -q 'linux.resources.memory' <<<"$ERR"; }; then
+    ok "1 update --memory without a cgroup: refused ($(oneline "$ERR"))"
+  elif [ $IS_BERTH = 0 ] && [ $RC = 0 ]; then
+    skip "1 update --memory without a cgroup" "runc 1.1.5 is wrong here: exit 0 with no cgroup to limit"
+  else fail "1 update --memory without a cgroup" "expected a refusal naming linux.resources.memory; $(got)"; fi
   rt exec rl-c1 id -u
   if [ $RC = 0 ] && [ "$OUT" = 0 ]; then ok "1 exec id -u: 0 inside"; else fail "1 exec id -u" "expected 0; $(got)"; fi
   rt state rl-c1

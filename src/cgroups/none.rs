@@ -48,8 +48,13 @@ impl Cgroup for NoCgroup {
         }
         Ok(out)
     }
-    fn apply(&self, _r: &oci_spec::runtime::LinuxResources) -> Result<()> {
-        Ok(())
+    /// Device rules are ignored (see rootless::resource_asked); any limit is refused, so
+    /// that an `update` cannot succeed without effect.
+    fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        match crate::rootless::resource_asked(r) {
+            Some(field) => bail!("{field}: {NONE}: no limit can be set"),
+            None => Ok(()),
+        }
     }
     fn freeze(&self) -> Result<()> {
         bail!("{NONE}: it cannot be paused")
@@ -68,5 +73,24 @@ impl Cgroup for NoCgroup {
     }
     fn oom_kills(&self) -> Result<u64> {
         Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_refused_and_device_rules_ignored() {
+        let r = |s: &str| -> oci_spec::runtime::LinuxResources { serde_json::from_str(s).unwrap() };
+        assert!(NoCgroup
+            .apply(&r(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#))
+            .is_ok());
+        let e = NoCgroup
+            .apply(&r(r#"{"memory":{"limit":104857600}}"#))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("linux.resources.memory: "), "{e}");
+        assert!(NoCgroup.freeze().is_err());
+        assert_eq!(NoCgroup.pids().unwrap(), Vec::<i32>::new());
     }
 }
