@@ -7,7 +7,9 @@
 # ENGINES=1 (the default), integration/engines/systemd.sh (Podman with cgroup_manager
 # "systemd", containerd with SystemdCgroup) and integration/cri/run.sh (a pod through
 # containerd's CRI with SystemdCgroup = true and a kubepods-burstable-podUID.slice parent,
-# the shorter flow) in the same boot.
+# the shorter flow) in the same boot; then always integration/rootless/systemd.sh (a
+# rootless container with --systemd-cgroup in a scope of a user's manager, with a memory
+# limit; about a minute).
 #
 # RUNTIME: argument, else $RUNTIME, else target/release/berth (make test-systemd
 # RUNTIME=/usr/sbin/runc runs the same against runc). The test binaries are built here,
@@ -75,7 +77,8 @@ PY
 fi
 
 # In the guest: the test binary (one thread: the last test checks for leftovers of the
-# others), then the engines. Each part prints libtest-style result lines.
+# others), then the engines, then rootless (last: it makes a user and its manager, and
+# removes them). Each part prints libtest-style result lines.
 # shellcheck disable=SC2016 # expanded by the sh that runs it
 runner='cd "$1"; bin=$2; engines=$3; rc=0
 echo "     Running systemd ($bin)"
@@ -85,13 +88,14 @@ if [ "$engines" = 1 ]; then
   CRI_BIN=$5 CRI_SYSTEMD=1 CRI_SHORT=1 CRI_SNAPSHOTTER=native CRI_LIBTEST=1 \
     bash "$4/integration/cri/run.sh" "$RUNTIME" || rc=1
 fi
+bash "$4/integration/rootless/systemd.sh" "$RUNTIME" || rc=1
 exit $rc'
 
 share=()
 case "$REPO/" in /work/*) ;; *) share=(--share "$REPO") ;; esac
 start=$(date +%s)
 rc=0
-echo "test-systemd: running tests/systemd.rs$([ "$ENGINES" = 1 ] && echo " and the engines") in a VM with systemd as PID 1, RUNTIME=$RUNTIME"
+echo "test-systemd: running tests/systemd.rs$([ "$ENGINES" = 1 ] && echo ", the engines") and rootless in a VM with systemd as PID 1, RUNTIME=$RUNTIME"
 "$VM_RUN" --systemd --disk 64M --timeout "$VM_TIMEOUT" "${share[@]}" -e "RUNTIME=$RUNTIME" -e RUST_BACKTRACE=1 \
   -C "$REPO/spec-tests" -- sh -c "$runner" sh "$REPO/spec-tests" "$bin" "$ENGINES" "$REPO" "$cri_bin" \
   2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
@@ -102,7 +106,7 @@ read -r passed failed results < <(awk '
     split(substr($0, RSTART, RLENGTH), n, /[ ;]+/); p += n[1]; f += n[3]; r++
   }
   END { print p + 0, f + 0, r + 0 }' "$log")
-want=1; [ "$ENGINES" = 1 ] && want=3
+want=2; [ "$ENGINES" = 1 ] && want=4
 echo
 echo "systemd (VM): $passed passed, $failed failed"
 echo "test-systemd: took ${secs}s"

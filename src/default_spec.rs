@@ -77,6 +77,9 @@ pub fn default_spec(rootless: bool) -> Value {
             { "type": "ipc" },
             { "type": "uts" },
             { "type": "mount" },
+            // As runc's: the cgroup mount then shows the container's own cgroup (which
+            // it may write on a delegated cgroup v2 subtree).
+            { "type": "cgroup" },
             { "type": "user" }
         ]);
     } else {

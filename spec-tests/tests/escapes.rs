@@ -1444,3 +1444,59 @@ fn preserve_fds_beyond_the_callers_fds_is_refused() {
         refused(&out, &format!("exec --preserve-fds {n}"));
     }
 }
+
+// ------------------------------------------------------- --no-pivot and a bare /proc
+
+/// What a process does to get an unmasked /proc: a user namespace of its own (`unshare -r`:
+/// the mounts copied into its new mount namespace are then locked), a pid namespace, and a
+/// fresh procfs on /proc. The kernel allows that mount only while a fully visible procfs is
+/// in the mount namespace (mount_too_revealing): with pivot_root there is none, the
+/// container's /proc being masked; with `--no-pivot` (MS_MOVE + chroot) the host's old
+/// root, its /proc included, stays in the namespace below the chroot unless the runtime
+/// detaches it.
+/// A masked path shows as /dev/null; in the fresh procfs it is the kernel's file again.
+const BARE_PROC_ATTEMPT: &str = "unshare -mrpf sh -c 'mount -t proc none /proc 2>&1 && \
+    { echo BARE-PROC-MOUNTED; test -c /proc/timer_list || echo TIMER-LIST-UNMASKED; }'; \
+    echo RC=$?";
+
+fn bare_proc_bundle(rt: &Runtime, name: &str) -> Bundle {
+    let mut b = rt.bundle(name);
+    b.sh(BARE_PROC_ATTEMPT);
+    // Mapping root in a user namespace needs CAP_SETFCAP (Linux 5.12), as runc's test adds.
+    for set in ["bounding", "effective", "permitted"] {
+        b.config_mut()["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SETFCAP"));
+    }
+    b
+}
+
+/// The attack of runc's no_pivot.bats, run with `--no-pivot`: the fresh procfs must be
+/// refused (EPERM). Control: the same attack in a `--no-pivot` container that also has an
+/// unmasked procfs of its own at /mnt (a fully visible one in its mount namespace) mounts
+/// it, so the detector fires when a bare procfs is reachable.
+#[test]
+fn no_pivot_does_not_expose_a_bare_proc() {
+    let rt = Runtime::new();
+
+    let mut c = bare_proc_bundle(&rt, "bare-proc-ctl");
+    c.add_mount(json!({"destination": "/mnt", "type": "proc", "source": "proc"}));
+    let ctl = rt.run_with(&c, &["--no-pivot"]).assert_ok();
+    assert!(
+        ctl.stdout.contains("BARE-PROC-MOUNTED") && ctl.stdout.contains("TIMER-LIST-UNMASKED"),
+        "control: the fresh procfs was not mounted beside a fully visible one:\n{ctl}"
+    );
+
+    let b = bare_proc_bundle(&rt, "bare-proc");
+    let out = rt.run_with(&b, &["--no-pivot"]).assert_ok();
+    assert!(
+        !out.stdout.contains("BARE-PROC-MOUNTED"),
+        "--no-pivot: a process mounted an unmasked /proc:\n{out}"
+    );
+    let msg = out.stdout.to_lowercase();
+    assert!(
+        msg.contains("permission denied") || msg.contains("not permitted"),
+        "the mount failed for another reason than EPERM:\n{out}"
+    );
+}
