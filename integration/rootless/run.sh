@@ -7,6 +7,7 @@
 #     inside), the init process has the user's uid on the host, kill, delete, nothing left
 #  2. run in the foreground: exit code and output
 #  3. several id ranges (newuidmap/newgidmap): both ranges inside, chown maps to a subuid
+#  3b. a sub-id range not granted: refused (berth names linux.uidMappings), nothing left
 #  4. a network namespace: only lo inside
 #  7. a resource (memory limit) without a cgroup the user can make: create fails, leaves
 #     nothing (what the runtime said is printed)
@@ -326,6 +327,20 @@ c["process"]["args"] = ["sh", "-c", "cat /proc/self/uid_map; echo --; cat /proc/
   else fail "3 chown 1000:1000 inside" "host owner '$own', expected $((SUBUID + 999)):$((SUBGID + 999))"; fi
 }
 
+# 3b. a range /etc/subuid does not grant the user: refused by newuidmap, the error names
+# the field (berth), nothing left
+check3b() {
+  local n="3b a range not granted in /etc/subuid"
+  cfg "$T/base.json" "$B/config.json" '
+c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": '"$TUID"', "size": 1}, {"containerID": 1, "hostID": '"$((SUBUID + 65536))"', "size": 1000}]
+c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": '"$TGID"', "size": 1}, {"containerID": 1, "hostID": '"$SUBGID"', "size": 1000}]'
+  rt run --bundle "$B" rl-b3
+  if [ $RC != 0 ] && { [ $IS_BERTH = 0 ] || grep -q 'linux.uidMappings' <<<"$ERR"; }; then ok "$n: refused ($(oneline "$ERR"))"
+  else fail "$n" "expected a refusal$([ $IS_BERTH = 1 ] && echo " naming linux.uidMappings"); $(got)"; fi
+  if [ -z "$(rl_entries)" ] && wait_for 10 no_user_procs; then ok "$n: nothing left"
+  else fail "$n: nothing left" "state: '$(rl_entries)'; processes: $(user_procs | tr '\n' ';')"; fi
+}
+
 # 4. a network namespace of its own: only lo
 check4() {
   cfg "$T/base.json" "$B/config.json" '
@@ -524,6 +539,7 @@ c["process"]["args"] = ["sh", "-c", "echo 7 > /sys/fs/cgroup/pids/pids.max && ec
 check1
 check2
 check3
+check3b
 check4
 check9
 check7
