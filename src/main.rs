@@ -5,6 +5,10 @@
 //! with it → the leaves (`namespaces`, `rootfs`, `process`, `sysctl`, `cgroups`, `tty`, ...)
 //! each own one kernel concern.
 
+// berth has its own entry point (below) instead of Rust's runtime start-up; the test
+// harness brings its own.
+#![cfg_attr(not(test), no_main)]
+
 use clap::Parser;
 
 mod bundle;
@@ -30,7 +34,21 @@ mod sys;
 mod sysctl;
 mod tty;
 
-fn main() {
+/// The process's entry point, called by libc. Rust's runtime start-up (what runs before
+/// `fn main`) arms a stack-overflow message: a read of /proc/self/maps, an alternate signal
+/// stack and a dozen system calls at every start of berth, twice for the verbs that
+/// re-execute themselves (issue 16). berth keeps only what it needs of it (sys::init_process);
+/// a stack overflow is still stopped by the kernel's guard gap, as a plain SIGSEGV.
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    sys::init_process();
+    berth_main()
+}
+
+/// Every path ends in `std::process::exit`, which flushes stdout.
+#[cfg_attr(test, allow(dead_code))]
+fn berth_main() -> ! {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // Before anything else: no container process may ever run the host's writable binary.
     if exe::starts_container_processes(&args) {

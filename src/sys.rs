@@ -276,6 +276,45 @@ pub fn new_mount(
         .map_err(|e| (e, format!("fsmount {fstype}")))
 }
 
+/// What berth keeps of Rust's runtime start-up (main.rs has its own entry point):
+/// - fds 0, 1 and 2 opened on /dev/null when closed, so that no file berth opens lands on
+///   them (a state file taken for stdout would be written by the next print);
+/// - SIGPIPE ignored, so that a write to a closed pipe is an EPIPE error berth reports,
+///   not a silent death (container processes get SIG_DFL back: `reset_signals`).
+#[cfg_attr(test, allow(dead_code))]
+pub fn init_process() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: `fds` is a valid array of three pollfd for the duration of the call; a zero
+    // timeout makes it return at once.
+    let polled = loop {
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+        if r != -1 || Errno::last() != Errno::EINTR {
+            break r != -1;
+        }
+    };
+    for p in &fds {
+        let closed = if polled {
+            p.revents & libc::POLLNVAL != 0
+        } else {
+            nix::fcntl::fcntl(p.fd, nix::fcntl::FcntlArg::F_GETFD) == Err(Errno::EBADF)
+        };
+        if closed {
+            // SAFETY: a NUL-terminated path; the fd returned is the lowest free one, the
+            // closed standard fd being checked, and stays open for the process's life.
+            let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            if fd != p.fd {
+                std::process::abort();
+            }
+        }
+    }
+    // SAFETY: SIG_IGN runs no handler code; berth installs no SIGPIPE handler of its own.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// setdomainname(2), which nix does not wrap.
 pub fn setdomainname(name: &str) -> nix::Result<()> {
     // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call.

@@ -15,7 +15,9 @@
 #     (what another runtime did is printed)
 #  9. CVE-2023-25809: a cgroup mount asked read-write is read-only, attacked from a
 #     cgroup the user owns (control: the user writes it on the host)
-#  5. nothing left behind by 1-4, 7, 8, 9
+# 10. berth only: its binary runs in place when root's and unwritable by the user and its
+#     sub-ids (checked), and from a sealed memfd copy when the user's own
+#  5. nothing left behind by 1-4, 7, 8, 9, 10
 #  6. rootless Podman with the runtime (its storage under the user's home): run, exit
 #     code, detached + exec + stop + rm, --read-only, --userns=keep-id, nothing left
 #
@@ -534,6 +536,44 @@ c["process"]["args"] = ["sh", "-c", "echo 7 > /sys/fs/cgroup/pids/pids.max && ec
   rmdir "$cg" 2>/dev/null || fail "$n: cleanup" "rmdir $cg failed"
 }
 
+# 10. CVE-2019-5736, rootless: an unprivileged berth cannot make a read-only mount of its
+# binary, and copies it into a sealed memfd unless no container process could write it:
+# the binary is root's and writable by no group or other (the container's processes are
+# the user or its sub-ids). (a) root's binary runs in place, and neither the user nor a
+# sub-id can write it; (b) the user's own binary (the user could rewrite it) is copied.
+check10() {
+  local n="10 runtime binary (CVE-2019-5736, rootless)" pid exe own
+  if [ $IS_BERTH = 0 ]; then skip "$n" "berth only: how berth decides between its binary and a sealed copy"; return; fi
+  cp "$T/base.json" "$B/config.json"
+  rt create --bundle "$B" rl-e10
+  rt state rl-e10
+  pid=$(json_get 'd["pid"]' <<<"$OUT")
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null)
+  if [ "$exe" = "$RT" ]; then ok "$n: root's binary ($(stat -c '%U %a' "$RT")) runs in place"
+  else fail "$n: root's binary runs in place" "init's exe is '$exe', expected $RT"; fi
+  TMO=20 rt delete --force rl-e10
+  xu sh -c "echo x >> $RT"
+  local sub=$((SUBUID + 999))
+  (exec 9<&- && setpriv --reuid "$sub" --regid "$((SUBGID + 999))" --clear-groups sh -c "echo x >> $RT") 2>/dev/null
+  local subrc=$?
+  if [ $RC != 0 ] && [ $subrc != 0 ] && cmp -s "$RT" "$RUNTIME"; then ok "$n: neither the user nor its sub-id $sub can write it"
+  else fail "$n: nobody in reach can write it" "user exit $RC, sub-id exit $subrc, binary changed: $(cmp -s "$RT" "$RUNTIME" && echo no || echo yes)"; fi
+  own=$T/own/$RTNAME
+  mkdir -p "$T/own" && cp "$RT" "$own" && chown -R "$TUID:$TGID" "$T/own" && chmod 755 "$T/own"
+  xu sh -c "test -w $own"
+  if [ $RC = 0 ]; then ok "$n: control: the user may write its own copy $own"
+  else fail "$n: control" "the user cannot write $own: $(got)"; fi
+  xu "$own" create --bundle "$B" rl-e10b
+  xu "$own" state rl-e10b
+  pid=$(json_get 'd["pid"]' <<<"$OUT")
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null)
+  case $exe in
+    /memfd:*) ok "$n: the user's own binary is run from a sealed copy ($exe)" ;;
+    *) fail "$n: the user's own binary is run from a sealed copy" "init's exe is '$exe'" ;;
+  esac
+  TMO=20 xu "$own" delete --force rl-e10b
+}
+
 # ---------------------------------------------------------------------------------------
 
 check1
@@ -542,6 +582,7 @@ check3
 check3b
 check4
 check9
+check10
 check7
 check8
 check5

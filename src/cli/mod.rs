@@ -270,7 +270,12 @@ pub fn version_text() -> String {
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
-    let rootless = crate::rootless::detect(cli.rootless.as_deref())?;
+    // Only where it changes something: the default root and what create does. `state`,
+    // `kill` and the rest with --root skip the read of /proc/self/uid_map (issue 16).
+    let needed = cli.root.is_none()
+        || cli.rootless.is_some()
+        || matches!(cli.command, Command::Create(_) | Command::Run(_));
+    let rootless = needed && crate::rootless::detect(cli.rootless.as_deref())?;
     let store = Store::new(&crate::rootless::state_root(cli.root.as_deref(), rootless)?);
     match cli.command {
         Command::Create(a) => {
