@@ -85,30 +85,10 @@ for c in setpriv python3 busybox podman timeout; do
   command -v "$c" >/dev/null || { echo "FAIL setup: $c not found (make deps)"; echo "rootless: 0 passed, 1 failed"; exit 1; }
 done
 
-if ! getent passwd "$TU" >/dev/null; then
-  uopts=(-m -s /bin/sh)
-  if getent group "$TU" >/dev/null; then uopts+=(-g "$TU"); else uopts+=(-U); fi
-  getent passwd "$WANT_UID" >/dev/null || uopts+=(-u "$WANT_UID") # -U: gid = uid when free
-  useradd "${uopts[@]}" "$TU" ||
-    { echo "FAIL setup: useradd $TU"; echo "rootless: 0 passed, 1 failed"; exit 1; }
-fi
-TUID=$(id -u "$TU") TGID=$(id -g "$TU")
-TH=$(getent passwd "$TU" | cut -d: -f6)
-if [ ! -d "$TH" ]; then mkdir -p "$TH" && chown "$TUID:$TGID" "$TH"; fi
-
-# a 65536-id range for the user in FILE, added when there is none: after every range there
-# (useradd adds one by itself when /etc/subuid exists)
-subids() { # FILE → the start of the user's range
-  local f=$1 start
-  touch "$f"
-  start=$(awk -F: -v n="$TU" -v u="$TUID" '($1 == n || $1 == u) && $3 >= 65536 {print $2; exit}' "$f")
-  if [ -z "$start" ]; then
-    start=$(awk -F: 'BEGIN {m = 100000} NF == 3 && $2 + $3 > m {m = $2 + $3} END {print m}' "$f")
-    echo "$TU:$start:65536" >>"$f"
-  fi
-  echo "$start"
-}
-SUBUID=$(subids /etc/subuid) SUBGID=$(subids /etc/subgid)
+# shellcheck source=integration/rootless/user.sh
+. "$(dirname "$0")/user.sh"
+test_user "$TU" "$WANT_UID" ||
+  { echo "FAIL setup: useradd $TU"; echo "rootless: 0 passed, 1 failed"; exit 1; }
 
 # processes of the user or of its subordinate ids: pid, uid, state and name, one a line.
 # Zombies are left out: dead already, they wait for the host's pid 1 to reap them (a

@@ -84,28 +84,9 @@ wait_for() { # wait_for SECONDS CMD...: poll every 0.2 s until CMD succeeds
 # ---------------------------------------------------------------------------------------
 # setup: the user, its subordinate ids, its manager (linger), the bundle
 
-if ! getent passwd "$TU" >/dev/null; then
-  uopts=(-m -s /bin/sh)
-  if getent group "$TU" >/dev/null; then uopts+=(-g "$TU"); else uopts+=(-U); fi
-  getent passwd "$WANT_UID" >/dev/null || uopts+=(-u "$WANT_UID")
-  useradd "${uopts[@]}" "$TU" || early_fail "useradd $TU"
-fi
-TUID=$(id -u "$TU") TGID=$(id -g "$TU")
-TH=$(getent passwd "$TU" | cut -d: -f6)
-if [ ! -d "$TH" ]; then mkdir -p "$TH" && chown "$TUID:$TGID" "$TH"; fi
-
-# a 65536-id range for the user in FILE when it has none (after every range there)
-subids() { # FILE → the start of the user's range
-  local f=$1 start
-  touch "$f"
-  start=$(awk -F: -v n="$TU" -v u="$TUID" '($1 == n || $1 == u) && $3 >= 65536 {print $2; exit}' "$f")
-  if [ -z "$start" ]; then
-    start=$(awk -F: 'BEGIN {m = 100000} NF == 3 && $2 + $3 > m {m = $2 + $3} END {print m}' "$f")
-    echo "$TU:$start:65536" >>"$f"
-  fi
-  echo "$start"
-}
-SUBUID=$(subids /etc/subuid) SUBGID=$(subids /etc/subgid)
+# shellcheck source=integration/rootless/user.sh
+. "$(dirname "$0")/user.sh"
+test_user "$TU" "$WANT_UID" || early_fail "useradd $TU"
 
 XDG=/run/user/$TUID
 BUS=$XDG/bus
