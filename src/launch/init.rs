@@ -237,10 +237,11 @@ fn container_init(
             Err(e) => bail!("join a new session keyring: {e}"),
         }
     }
-    // A runtime in a user namespace of its own (rootless Podman runs it as root there) is
-    // as unprivileged on the host as a container in one: no mknod, locked mount flags.
-    let in_userns = crate::bundle::has_namespace(spec, LinuxNamespaceType::User)
-        || (l.rootless && crate::rootless::in_user_namespace());
+    // A rootless runtime is as unprivileged on the host as a container in a user namespace:
+    // no mknod, locked mount flags. Rootless already says it: an ordinary user's config has
+    // a user namespace (rootless::check_config), and a rootless root is root of one
+    // (rootless Podman), so no second read of /proc/self/uid_map here.
+    let in_userns = crate::bundle::has_namespace(spec, LinuxNamespaceType::User) || l.rootless;
     let mut hook_state: Option<serde_json::Value> = None;
     let mut wait_placed = || -> Result<()> {
         if hook_state.is_none() {
