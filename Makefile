@@ -41,13 +41,12 @@ all: build
 deps:
 	@bash scripts/deps.sh
 
-# berth's binary is linked statically (static-pie: glibc, libseccomp; ASLR kept): no shared
-# objects to find, map and relocate at each of its starts, which halves its CPU floor
-# (issue 16). crt-static is passed to the binary alone (cargo rustc): in RUSTFLAGS it
-# would reach the proc-macro crates, which cannot be static. A plain "cargo build
-# --release" still works and gives a dynamically linked berth.
+# berth's binary is linked statically (static-pie; ASLR kept): no shared objects to find,
+# map and relocate at each of its starts. Against musl where it can be (scripts/build.sh
+# says why: glibc's start-up costs 0.36 ms of CPUID traps per exec in a VM), else against
+# glibc. A plain "cargo build --release" still works and gives a dynamically linked berth.
 build:
-	$(CARGO) rustc --release -p berth --bin berth -- -C target-feature=+crt-static
+	CARGO=$(CARGO) bash scripts/build.sh
 
 # the CRI test client (integration/cri): its own crate, so that berth's binary stays lean
 build-cri:

@@ -26,6 +26,8 @@ WANT=(
   protobuf-compiler:protoc
   containernetworking-plugins:/usr/lib/cni/loopback
   uidmap:newuidmap
+  musl-tools:musl-gcc
+  gperf:gperf
 )
 
 have() {

@@ -448,7 +448,7 @@ fn shown(s: &str) -> String {
 
 /// The kernel's fs.nr_open: no open-file limit may exceed it, whatever the capabilities.
 fn nr_open() -> Option<u64> {
-    std::fs::read_to_string("/proc/sys/fs/nr_open")
+    crate::sys::read_text("/proc/sys/fs/nr_open")
         .ok()?
         .trim()
         .parse()

@@ -41,15 +41,20 @@ mod tty;
 /// a stack overflow is still stopped by the kernel's guard gap, as a plain SIGSEGV.
 #[cfg(not(test))]
 #[no_mangle]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+// libc is its only caller, and the C signature of main cannot be an unsafe fn.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     sys::init_process();
-    berth_main()
+    // From libc's own argv: std learns the arguments only from glibc (an init hook that
+    // musl does not call), so `std::env::args` would be empty in a musl build.
+    // SAFETY: libc calls main with argv[0..argc] valid NUL-terminated strings that live for
+    // the whole process.
+    berth_main(unsafe { sys::args_from(argc, argv) })
 }
 
 /// Every path ends in `std::process::exit`, which flushes stdout.
 #[cfg_attr(test, allow(dead_code))]
-fn berth_main() -> ! {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+fn berth_main(args: Vec<std::ffi::OsString>) -> ! {
     // Before anything else: no container process may ever run the host's writable binary.
     if exe::starts_container_processes(&args) {
         if let Err(e) = exe::ensure_read_only(&args) {

@@ -88,7 +88,7 @@ pub fn drop_bounding(c: Option<&LinuxCapabilities>) -> Result<()> {
 /// says "deny", or no procfs is mounted to tell (the setresgid that follows then fails
 /// anyway if the process lacks CAP_SETGID).
 fn setgroups_denied() -> bool {
-    !std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "allow")
+    !crate::sys::read_text("/proc/self/setgroups").is_ok_and(|s| s.trim() == "allow")
 }
 
 /// Switches to the process's user and groups, keeping the capabilities through the switch

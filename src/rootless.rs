@@ -27,7 +27,7 @@ pub fn detect(flag: Option<&str>) -> Result<bool> {
 /// Whether this process runs in a user namespace other than the initial one: there, the
 /// whole 32-bit id range is not mapped one to one.
 pub fn in_user_namespace() -> bool {
-    match std::fs::read_to_string("/proc/self/uid_map") {
+    match crate::sys::read_text("/proc/self/uid_map") {
         Ok(s) => !is_identity_map(&s),
         Err(_) => false,
     }
@@ -197,7 +197,7 @@ fn check_process_limits(spec: &oci_spec::runtime::Spec) -> Result<()> {
 /// The oom_score_adj a process may set: an unprivileged one can raise it but never lower
 /// it below its current value. Fails naming the field when the config asks for lower.
 pub fn check_oom_score_adj(adj: i32) -> Result<()> {
-    let cur: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+    let cur: i32 = crate::sys::read_text("/proc/self/oom_score_adj")
         .context("read /proc/self/oom_score_adj")?
         .trim()
         .parse()

@@ -276,6 +276,25 @@ pub fn new_mount(
         .map_err(|e| (e, format!("fsmount {fstype}")))
 }
 
+/// The program's arguments from the argc/argv that libc passes to `main`.
+///
+/// # Safety
+/// `argv[0..argc]` must be valid NUL-terminated strings, as libc passes them to `main`.
+#[cfg_attr(test, allow(dead_code))]
+pub unsafe fn args_from(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    (0..usize::try_from(argc).unwrap_or(0))
+        .map(|i| {
+            // SAFETY: the caller's promise: argv[0..argc] are valid C strings.
+            let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
+            std::ffi::OsStr::from_bytes(arg.to_bytes()).to_os_string()
+        })
+        .collect()
+}
+
 /// What berth keeps of Rust's runtime start-up (main.rs has its own entry point):
 /// - fds 0, 1 and 2 opened on /dev/null when closed, so that no file berth opens lands on
 ///   them (a state file taken for stdout would be written by the next print);
@@ -341,8 +360,39 @@ pub fn reset_signals() {
 /// the pid to recognise the same process later despite pid reuse. None: no such process, or a
 /// zombie (which counts as gone: it has exited).
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_text(format!("/proc/{pid}/stat")).ok()?;
     parse_stat_start_time(&stat)
+}
+
+/// The whole of a small kernel file (procfs, cgroupfs) as text. std's `read_to_string` asks
+/// the file's size first (0 for these files), then reads in steps from 32 bytes up: seven
+/// system calls for a mountinfo that one read of a page-sized buffer returns (issue 16).
+/// Invalid UTF-8 is replaced, as no file read here is expected to hold any.
+pub fn read_text<P: AsRef<std::path::Path>>(path: P) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.capacity());
+        }
+        let len = buf.len();
+        // The spare room is zeroed and read into as a plain slice: no uninitialised bytes.
+        buf.resize(buf.capacity(), 0);
+        match f.read(&mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                break;
+            }
+            Ok(n) => buf.truncate(len + n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(len),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
 }
 
 fn parse_stat_start_time(stat: &str) -> Option<u64> {
@@ -599,6 +649,23 @@ mod tests {
         assert_eq!(parse_stat_start_time(s), Some(777));
         let z = "42 (x) Z 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 777 1000 10";
         assert_eq!(parse_stat_start_time(z), None);
+    }
+
+    #[test]
+    fn read_text_reads_whole_files_of_any_size() {
+        // Across the first buffer's end, empty, and a procfs file whose size reads as 0.
+        let dir = std::env::temp_dir().join(format!("berth-read-text-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for len in [0usize, 1, 4095, 4096, 4097, 20000] {
+            let text: String = (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+            let f = dir.join(format!("f{len}"));
+            std::fs::write(&f, &text).unwrap();
+            assert_eq!(read_text(&f).unwrap(), text, "length {len}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        let maps = read_text("/proc/self/mountinfo").unwrap();
+        assert!(maps.ends_with('\n') && maps.contains(" - "), "{maps}");
+        assert!(read_text("/proc/self/no-such-file").is_err());
     }
 
     #[test]

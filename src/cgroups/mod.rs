@@ -36,8 +36,8 @@
 //! the controller field of /proc/self/cgroup ("cpu,cpuacct", "name=systemd", "" for
 //! cgroup2). Every PATH is still absolute; treat the string as opaque.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -424,14 +424,29 @@ impl Dir {
 }
 
 impl Host {
+    /// This process's view of the cgroup mounts and its own cgroups. A verb asks for it more
+    /// than once (delete: to kill, then to remove), so it is kept for the process that read
+    /// it. Only berth's own host-side processes place cgroups; a forked one (which may have
+    /// moved cgroup or mount namespace) still reads its own, by its pid.
     fn read() -> Result<Host> {
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        thread_local! {
+            static SEEN: std::cell::RefCell<Option<(u32, Host)>> = const { std::cell::RefCell::new(None) };
+        }
+        let me = std::process::id();
+        if let Some(h) =
+            SEEN.with_borrow(|s| s.as_ref().filter(|(p, _)| *p == me).map(|(_, h)| h.clone()))
+        {
+            return Ok(h);
+        }
+        let mountinfo = crate::sys::read_text("/proc/self/mountinfo")
             .map_err(errno)
             .context("read /proc/self/mountinfo")?;
-        let cgroup = fs::read_to_string("/proc/self/cgroup")
+        let cgroup = crate::sys::read_text("/proc/self/cgroup")
             .map_err(errno)
             .context("read /proc/self/cgroup")?;
-        Host::parse(&mountinfo, &cgroup)
+        let host = Host::parse(&mountinfo, &cgroup)?;
+        SEEN.with_borrow_mut(|s| *s = Some((me, host.clone())));
+        Ok(host)
     }
 
     fn parse(mountinfo: &str, proc_cgroup: &str) -> Result<Host> {
@@ -693,9 +708,7 @@ fn mkdir_levels(dir: &Dir, mut level: impl FnMut(&Path) -> Result<()>) -> Result
 }
 
 fn read_file(path: &Path) -> io::Result<String> {
-    let mut s = String::new();
-    File::open(path)?.read_to_string(&mut s)?;
-    Ok(s)
+    crate::sys::read_text(path)
 }
 
 /// Writes `value` in one write(2): cgroupfs acts on each write and a split one would be
@@ -790,6 +803,12 @@ const DESTROY_PATIENCE: Duration = Duration::from_secs(1);
 /// Removes `dir` and the cgroups below it, deepest first (cgroupfs only removes empty
 /// cgroups, and its control files go with the rmdir).
 fn remove_tree(dir: &Path, deadline: Instant) -> Result<()> {
+    // Usually the directory has no sub-cgroup and goes at once: one rmdir, no listing.
+    match fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if is_errno(&e, Errno::ENOENT) => return Ok(()),
+        Err(_) => {}
+    }
     for sub in subdirs(dir)? {
         remove_tree(&sub, deadline)?;
     }

@@ -206,15 +206,16 @@ impl Container {
         if let Ok(cg) = self.cgroup() {
             crate::cgroups::kill_all(cg.as_ref(), deadline)?;
         }
+        // Init, when it outlived its cgroup (or has none): one look when it is gone.
         if self.state.pid > 0 && self.status().has_process() {
             let _ = self.signal(Some(Signal::SIGKILL), false);
-        }
-        while self.state.pid > 0 && self.status().has_process() {
-            if std::time::Instant::now() > deadline {
-                bail!("pid {} did not exit after SIGKILL", self.state.pid);
+            while self.status().has_process() {
+                if std::time::Instant::now() > deadline {
+                    bail!("pid {} did not exit after SIGKILL", self.state.pid);
+                }
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(std::time::Duration::from_millis(20));
             }
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(std::time::Duration::from_millis(20));
         }
         Ok(())
     }

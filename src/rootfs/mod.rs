@@ -22,11 +22,9 @@ mod resolve;
 pub use mount::{check_mount, propagation_flag};
 pub use resolve::{create_in_root, open_in_root};
 
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-
 pub fn is_procfs(fd: BorrowedFd) -> bool {
     nix::sys::statfs::fstatfs(fd)
-        .map(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
         .unwrap_or(false)
 }
 

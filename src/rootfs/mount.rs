@@ -14,6 +14,9 @@ use oci_spec::runtime::Mount;
 use super::resolve::{clean, create_in_root};
 use crate::sys::{self, fd_path};
 
+/// statvfs's ST_RELATIME (Linux's MS_RELATIME bit): not every libc binding names it.
+const ST_RELATIME: libc::c_ulong = 0x1000;
+
 /// What a mount's `options` ask for.
 #[derive(Debug, PartialEq)]
 pub struct MountOptions {
@@ -295,7 +298,7 @@ fn keep_locked(fd: BorrowedFd, set: u64, clr: u64) -> (u64, u64) {
         }
     }
     if f.intersects(FsFlags::ST_NOATIME | FsFlags::ST_NODIRATIME)
-        || !f.contains(FsFlags::ST_RELATIME)
+        || !f.contains(FsFlags::from_bits_retain(ST_RELATIME))
     {
         set &= !(sys::MOUNT_ATTR__ATIME | sys::MOUNT_ATTR_NODIRATIME);
         clr &= !(sys::MOUNT_ATTR__ATIME | sys::MOUNT_ATTR_NODIRATIME);
