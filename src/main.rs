@@ -34,6 +34,11 @@ mod sys;
 mod sysctl;
 mod tty;
 
+/// musl's own malloc makes a system call for nearly every small allocation (Cargo.toml).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 /// The process's entry point, called by libc. Rust's runtime start-up (what runs before
 /// `fn main`) arms a stack-overflow message: a read of /proc/self/maps, an alternate signal
 /// stack and a dozen system calls at every start of berth, twice for the verbs that

@@ -506,7 +506,9 @@ fn sd_notify_ready() {
     }
     b.add_mount(json!({"destination": "/sdnotify", "type": "bind", "source": "/usr/bin/systemd-notify", "options": ["bind", "ro"]}));
     b.sh(
-        "echo \"$NOTIFY_SOCKET\" > /ctl/env; while [ ! -e /ctl/go ]; do sleep 0.1; done; \
+        // Renamed into place: the test reads the file as soon as it exists.
+        "echo \"$NOTIFY_SOCKET\" > /ctl/env.new; mv /ctl/env.new /ctl/env; \
+          while [ ! -e /ctl/go ]; do sleep 0.1; done; \
           /sdnotify --ready --no-block 2>/ctl/err && echo sent > /ctl/sent; sleep 300",
     );
     let id = b.id().to_string();
