@@ -13,8 +13,8 @@
 # tarball and Debian's patches, checked against pinned SHA-256 sums), configured with
 # musl-gcc into build/libseccomp-musl. When any of that cannot be had (no network, no
 # rustup, another architecture, or BERTH_LIBC=glibc), berth is linked statically against
-# glibc instead, as before, and this script says why. (The glibc build is the one every test ran on up to
-# stop 19; from stop 20 on, make test runs the musl build.)
+# glibc instead, as before, and this script says why. (The glibc build is the one every
+# test ran on up to stop 19; from stop 20 on, make test runs the musl build.)
 #
 # Environment: CARGO (cargo), BERTH_LIBC (auto | musl | glibc; musl fails rather than
 # falling back).
