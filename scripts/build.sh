@@ -25,7 +25,11 @@ CARGO=${CARGO:-cargo}
 WANT=${BERTH_LIBC:-auto}
 ARCH=$(uname -m)
 TARGET=$ARCH-unknown-linux-musl
-OUT=$REPO/target/release/berth
+# cargo's output directory (CARGO_TARGET_DIR, relative to where this was called from)
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+case $TARGET_DIR in /*) ;; *) TARGET_DIR=$PWD/$TARGET_DIR ;; esac
+export CARGO_TARGET_DIR=$TARGET_DIR
+OUT=$TARGET_DIR/release/berth
 
 LSC_VERSION=2.5.4
 LSC_DEBIAN=2.5.4-1+deb12u1
@@ -99,7 +103,7 @@ build_musl() {
   )
   # Replaced, not rewritten: a berth that runs from the old file keeps it.
   mkdir -p "$(dirname "$OUT")"
-  cp "$REPO/target/$TARGET/release/berth" "$OUT.new"
+  cp "$TARGET_DIR/$TARGET/release/berth" "$OUT.new"
   mv -f "$OUT.new" "$OUT"
   note "$OUT: static-pie, musl"
 }
