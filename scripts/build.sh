@@ -83,11 +83,19 @@ libseccomp_musl() {
 musl_blocker() {
   [ "$ARCH" = x86_64 ] || { echo "musl is set up for x86_64 only, not $ARCH"; return; }
   if ! command -v musl-gcc >/dev/null || ! command -v gperf >/dev/null; then
-    if [ "$(id -u)" = 0 ]; then bash "$REPO/scripts/deps.sh" >&2 || true; fi
+    # Only these two: a build must not pull in the engines and tools that deps.sh lists.
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      note "installing musl-tools and gperf"
+      { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends musl-tools gperf \
+          || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                 --no-install-recommends musl-tools gperf; }; } >/dev/null 2>&1 || true
+    fi
     command -v musl-gcc >/dev/null || { echo "no musl-gcc (apt-get install musl-tools)"; return; }
     command -v gperf >/dev/null || { echo "no gperf (apt-get install gperf)"; return; }
   fi
-  if ! rustc --print target-libdir --target "$TARGET" 2>/dev/null | xargs -I{} test -d {}; then
+  local libdir
+  libdir=$(rustc --print target-libdir --target "$TARGET" 2>/dev/null) || libdir=
+  if [ -z "$libdir" ] || [ ! -d "$libdir" ]; then
     command -v rustup >/dev/null || { echo "no Rust target $TARGET and no rustup"; return; }
     rustup target add "$TARGET" >/dev/null 2>&1 || { echo "rustup could not add $TARGET"; return; }
   fi
